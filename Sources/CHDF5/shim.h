@@ -1,0 +1,52 @@
+// HDF5's constants are macros that expand to global ids behind H5open() (H5T_NATIVE_FLOAT) or to
+// casts (H5F_ACC_TRUNC); Swift 6 imports neither. These getters are the only way LookM reaches them.
+#ifndef LOOKM_CHDF5_SHIM_H
+#define LOOKM_CHDF5_SHIM_H
+#include <hdf5.h>
+#include <hdf5_hl.h>
+
+static inline hid_t    h5_default(void)         { return H5P_DEFAULT; }
+static inline hid_t    h5s_all(void)            { return H5S_ALL; }
+static inline unsigned h5f_acc_trunc(void)      { return H5F_ACC_TRUNC; }
+static inline unsigned h5f_acc_excl(void)       { return H5F_ACC_EXCL; }
+static inline unsigned h5f_acc_rdonly(void)     { return H5F_ACC_RDONLY; }
+static inline hid_t    h5t_native_float(void)   { return H5T_NATIVE_FLOAT; }
+static inline hid_t    h5t_native_double(void)  { return H5T_NATIVE_DOUBLE; }
+static inline hid_t    h5t_native_int32(void)   { return H5T_NATIVE_INT32; }
+static inline hid_t    h5t_native_int64(void)   { return H5T_NATIVE_INT64; }
+static inline hid_t    h5t_native_uint8(void)   { return H5T_NATIVE_UINT8; }
+static inline hid_t    h5t_native_uint16(void)  { return H5T_NATIVE_UINT16; }
+static inline hid_t    h5t_std_u8le(void)       { return H5T_STD_U8LE; }
+static inline hid_t    h5t_std_u16le(void)      { return H5T_STD_U16LE; }
+static inline hid_t    h5t_std_i32le(void)      { return H5T_STD_I32LE; }
+static inline hid_t    h5t_std_i64le(void)      { return H5T_STD_I64LE; }
+static inline hid_t    h5t_ieee_f32le(void)     { return H5T_IEEE_F32LE; }
+static inline hid_t    h5t_ieee_f64le(void)     { return H5T_IEEE_F64LE; }
+static inline hid_t    h5t_c_s1(void)           { return H5T_C_S1; }
+static inline size_t   h5t_variable(void)       { return H5T_VARIABLE; }
+static inline hid_t    h5p_file_access(void)    { return H5P_FILE_ACCESS; }
+static inline hid_t    h5p_file_create(void)    { return H5P_FILE_CREATE; }
+static inline hid_t    h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline hid_t    h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
+static inline hid_t    h5p_link_create(void)    { return H5P_LINK_CREATE; }
+static inline hid_t    h5e_default(void)        { return H5E_DEFAULT; }
+static inline unsigned h5z_flag_mandatory(void) { return H5Z_FLAG_MANDATORY; }
+static inline unsigned h5z_flag_optional(void)  { return H5Z_FLAG_OPTIONAL; }
+static inline unsigned h5z_flag_reverse(void)   { return H5Z_FLAG_REVERSE; }
+static inline int      h5z_class_t_vers(void)   { return H5Z_CLASS_T_VERS; }
+static inline H5Z_filter_t h5z_filter_deflate(void) { return H5Z_FILTER_DEFLATE; }
+static inline H5Z_filter_t h5z_filter_shuffle(void) { return H5Z_FILTER_SHUFFLE; }
+
+/// Turns off HDF5's printing of its error stack; LookM collects the messages itself.
+static inline void h5_errors_off(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/// IEEE half exactly as h5py builds it (h5py reports dtype float16).
+static inline hid_t h5t_make_f16le(void) {
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    if (t < 0) return t;
+    H5Tset_fields(t, 15, 10, 5, 0, 10);   /* spos, epos, esize, mpos, msize */
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    return t;
+}
+#endif

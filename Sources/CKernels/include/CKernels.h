@@ -1,0 +1,35 @@
+// Tight loops that Swift's default x86-64 target cannot compile well: 16-bit float conversion
+// (Swift's Float16 becomes a library call per element without F16C) and finiteness scans.
+#ifndef LOOKM_CKERNELS_H
+#define LOOKM_CKERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// IEEE binary16 bits to float32 (exact). Uses F16C when the CPU has it.
+void lookm_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// float32 to IEEE binary16 bits, round to nearest even (overflow to infinity, NaN stays NaN).
+void lookm_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+/// bfloat16 bits to float32 (exact: a shift).
+void lookm_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// float32 to bfloat16 bits, round to nearest even; NaN stays a quiet NaN.
+void lookm_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+/// float64 to float32 with C's conversion (round to nearest even).
+void lookm_f64_to_f32(const double *src, float *dst, size_t n);
+
+/// Portable scalar versions, always available; the tests check the fast paths against them.
+void lookm_f16_to_f32_scalar(const uint16_t *src, float *dst, size_t n);
+void lookm_f32_to_f16_scalar(const float *src, uint16_t *dst, size_t n);
+
+/// Index of the first element that is NaN or infinite, or n when all are finite.
+size_t lookm_first_nonfinite_f32(const float *src, size_t n);
+
+/// 1 when the F16C path is in use (for diagnostics and benchmarks).
+int lookm_has_f16c(void);
+#endif
+
+#ifndef LOOKM_CKERNELS_SOFTMAX
+#define LOOKM_CKERNELS_SOFTMAX
+/// One row of causal attention: `probs[t] = softmax(logits[0..<n])[t]` in Float32 (max-subtracted),
+/// and `colsum[t] += probs[t]` in Double. `probs` must hold n floats.
+void lookm_softmax_row_accumulate(const float *logits, size_t n, double *colsum, float *probs);
+#endif

@@ -1,0 +1,87 @@
+import CHDF5
+
+/// Writes a `lookm-kv-cache` (kv-format.md) layer by layer into an `AtomicOutput`: the cache shows
+/// up under its final name only after `finish()`; dropping the writer before that removes it.
+final class CacheWriter {
+    private var file: H5File?
+    private let output: AtomicOutput
+    let shape: ModelShape
+    let elementType: ElementType
+    let codec: Codec
+
+    /// - Parameter method: the canonical JSON of the settings (the `method` attribute).
+    init(output: AtomicOutput, shape: ModelShape, model: String?, tokens: TokenTable, elementType: ElementType,
+         codec: Codec, method: String, source: SourceInfo) throws {
+        self.output = output
+        self.shape = shape
+        self.elementType = elementType
+        self.codec = codec
+        let file = try H5File.create(output.temporaryPath, displayName: output.finalPath)
+        self.file = file
+        let attrs = try file.rootAttributes()
+        try attrs.set("format", string: Layout.cacheFormat)
+        try attrs.set("format_version", int: Layout.version)
+        try shape.write(attrs)
+        if let model { try attrs.set("model", string: model) }
+        try attrs.set("method", string: method)
+        try attrs.set("source", string: source.name)
+        try attrs.set("source_size", int: source.size)
+        try attrs.set("source_mtime", int: source.mtime)
+        try attrs.set("lookm_version", string: lookmVersion)
+        try tokens.write(file)
+    }
+
+    /// Creates layer `i`'s datasets for `kept` slots per kv head.
+    func layer(_ i: Int, kept: Int) throws -> CacheLayerWriter {
+        guard let file else { preconditionFailure("CacheWriter used after finish()") }
+        return try CacheLayerWriter(file: file, layer: i, shape: shape, kept: kept, elementType: elementType, codec: codec)
+    }
+
+    /// Flushes, closes, syncs and renames the cache into place.
+    func finish() throws {
+        guard let f = file else { return }
+        try f.flush()
+        file = nil   // closes the file: every dataset handle is gone by now
+        try output.commit()
+    }
+}
+
+/// The datasets of one cache layer, written one kv head at a time.
+final class CacheLayerWriter {
+    let kept: Int
+    private let key: TensorWriter
+    private let value: TensorWriter
+    private let position: H5Dataset
+    private let merged: H5Dataset
+    private let slotOf: H5Dataset
+    private let seqLen: Int
+
+    fileprivate init(file: H5File, layer i: Int, shape: ModelShape, kept: Int, elementType: ElementType, codec: Codec) throws {
+        self.kept = kept
+        seqLen = shape.seqLen
+        let kv = [shape.numKVHeads, kept, shape.headDim]
+        key = try TensorWriter(file: file, path: Layout.layer(i, .key), type: elementType, shape: kv, codec: codec)
+        value = try TensorWriter(file: file, path: Layout.layer(i, .value), type: elementType, shape: kv, codec: codec)
+        func ints(_ name: String, _ length: Int) throws -> H5Dataset {
+            let shape = [shape.numKVHeads, length]
+            return try H5Dataset.create(in: file, path: "\(Layout.layer(i))/\(name)", fileType: h5t_std_i32le(), shape: shape,
+                                        chunk: TensorWriter.chunk(for: shape, elementSize: 4), codec: codec)
+        }
+        position = try ints("position", kept)
+        merged = try ints("merged", kept)
+        slotOf = try ints("slot_of", shape.seqLen)
+    }
+
+    /// Writes kv head `head`: `kept x head_dim` keys and values, and the slot bookkeeping.
+    func write(head: Int, key k: UnsafeBufferPointer<Float>, value v: UnsafeBufferPointer<Float>,
+               position pos: [Int32], merged m: [Int32], slotOf s: [Int32]) throws {
+        precondition(pos.count == kept && m.count == kept && s.count == seqLen, "slot table sizes")
+        try key.write(head: head, k)
+        try value.write(head: head, v)
+        for (d, values) in [(position, pos), (merged, m), (slotOf, s)] where !values.isEmpty {
+            try values.withUnsafeBytes {
+                try d.write(start: [head, 0], count: [1, values.count], memoryType: h5t_native_int32(), from: $0.baseAddress!)
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import CHDF5
+
+/// Opens a `lookm-kv-dump` (kv-format.md), validates its root attributes and token table, and hands
+/// out one layer at a time. Nothing layer-sized is read until a caller asks for a head.
+final class DumpReader {
+    let file: H5File
+    /// What messages call the file.
+    var name: String { file.site.file }
+    let shape: ModelShape
+    let model: String?
+    /// Softmax scale: the `attn_scale` attribute, else 1/sqrt(head_dim).
+    let attnScale: Double
+    let tokens: TokenTable
+    let probePositions: [Int64]?
+    /// Element type of the keys and values (the same in every layer).
+    let elementType: ElementType
+
+    init(path: String, displayName: String? = nil) throws {
+        file = try H5File.openForReading(path, displayName: displayName)
+        let attrs = try file.rootAttributes()
+        try requireFormat(attrs, Layout.dumpFormat)
+        shape = try ModelShape.read(attrs)
+        model = try attrs.string("model")
+        if let scale = try attrs.double("attn_scale") {
+            guard scale.isFinite, scale > 0 else { throw file.site.error(nil, "attribute attn_scale = \(scale), must be a positive finite number") }
+            attnScale = scale
+        } else {
+            attnScale = 1 / Double(shape.headDim).squareRoot()
+        }
+        tokens = try TokenTable.read(file, seqLen: shape.seqLen)
+        if file.exists(Layout.probePosition) {
+            let d = try file.openDataset(Layout.probePosition)
+            guard d.shape.count == 1, d.shape[0] >= 1 else {
+                throw file.site.error(Layout.probePosition, "shape \(d.shape), expected [probes] with at least one probe")
+            }
+            probePositions = try d.readIntegers()
+        } else {
+            probePositions = nil
+        }
+        // A missing layer is an error up front, not a surprise half way through a long run.
+        for i in 0..<shape.numLayers where !file.exists(Layout.layer(i)) {
+            throw file.site.error(Layout.layer(i), "missing (num_layers = \(shape.numLayers))")
+        }
+        elementType = try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: 0, checkType: nil).key.type
+    }
+
+    /// Opens and validates layer `i`: shapes against the root attributes, element types.
+    func layer(_ i: Int) throws -> DumpLayer {
+        try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: i, checkType: elementType)
+    }
+}
+
+/// One layer of a dump: the datasets it has, each read head by head as Float32.
+final class DumpLayer {
+    let index: Int
+    let key: TensorReader
+    let value: TensorReader
+    let attnScore: TensorReader?
+    let query: TensorReader?
+    let windowAttn: TensorReader?
+    let probeQuery: TensorReader?
+
+    fileprivate init(file: H5File, shape s: ModelShape, probes: Int?, index i: Int, checkType: ElementType?) throws {
+        let site = file.site
+        index = i
+
+        func tensor(_ name: LayerDataset, _ expected: [Int?], _ meaning: String, allowFloat64: Bool = false) throws -> TensorReader? {
+            let path = Layout.layer(i, name)
+            guard file.exists(path) else { return nil }
+            guard file.isDataset(path) else { throw site.error(path, "is not a dataset") }
+            let t = try TensorReader(try file.openDataset(path))
+            let matches = t.shape.count == expected.count && zip(t.shape, expected).allSatisfy { $1 == nil || $0 == $1 }
+            guard matches else {
+                let want = expected.map { $0.map(String.init) ?? "*" }.joined(separator: ", ")
+                throw site.error(path, "shape \(t.shape), expected [\(want)] (\(meaning))")
+            }
+            if t.type == .float64 && !allowFloat64 {
+                throw site.error(path, "element type float64 is not supported here; use float16, bfloat16 or float32")
+            }
+            return t
+        }
+
+        let kvShape: [Int?] = [s.numKVHeads, s.seqLen, s.headDim]
+        let kvMeaning = "num_kv_heads, seq_len, head_dim"
+        guard let key = try tensor(.key, kvShape, kvMeaning) else { throw site.error(Layout.layer(i, .key), "missing (required)") }
+        guard let value = try tensor(.value, kvShape, kvMeaning) else { throw site.error(Layout.layer(i, .value), "missing (required)") }
+        guard key.type == value.type else {
+            throw site.error(Layout.layer(i, .value), "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
+        }
+        if let checkType, key.type != checkType {
+            throw site.error(Layout.layer(i, .key), "element type \(key.type.rawValue) differs from layer 0's \(checkType.rawValue)")
+        }
+        self.key = key
+        self.value = value
+        attnScore = try tensor(.attnScore, [s.numHeads, s.seqLen], "num_heads, seq_len", allowFloat64: true)
+        query = try tensor(.query, [s.numHeads, s.seqLen, s.headDim], "num_heads, seq_len, head_dim")
+        windowAttn = try tensor(.windowAttn, [s.numHeads, nil, s.seqLen], "num_heads, window, seq_len", allowFloat64: true)
+        if let w = windowAttn, !(1...s.seqLen).contains(w.rows) {
+            throw site.error(Layout.layer(i, .windowAttn), "window of \(w.rows) rows, expected 1...\(s.seqLen)")
+        }
+        probeQuery = try tensor(.probeQuery, [s.numHeads, probes, s.headDim], "num_heads, probes, head_dim")
+        if let p = probeQuery, p.rows < 1 {
+            throw site.error(Layout.layer(i, .probeQuery), "holds no probe")
+        }
+    }
+
+    /// The datasets this layer has, in kv-format.md order.
+    var available: [LayerDataset] {
+        var result: [LayerDataset] = [.key, .value]
+        if attnScore != nil { result.append(.attnScore) }
+        if query != nil { result.append(.query) }
+        if windowAttn != nil { result.append(.windowAttn) }
+        if probeQuery != nil { result.append(.probeQuery) }
+        return result
+    }
+
+    var tensors: [TensorReader] {
+        [key, value, attnScore, query, windowAttn, probeQuery].compactMap { $0 }
+    }
+}

@@ -1,0 +1,180 @@
+import CHDF5
+
+/// One open HDF5 dataset: its shape, type, storage layout and filters, and hyperslab I/O.
+/// Reads are planned per leading index (one head of a `[heads, tokens, ...]` tensor): when chunks
+/// span several heads, the dataset is opened with a chunk cache that holds every chunk one such read
+/// touches, so the next head's read finds them decoded instead of decompressing them again.
+final class H5Dataset {
+    let handle: H5Handle
+    let site: H5Site
+    let path: String
+    let shape: [Int]
+    let fileType: H5Handle
+    /// Chunk dimensions, nil for contiguous or compact storage.
+    let chunkShape: [Int]?
+    /// Filter ids and names in pipeline order.
+    let filters: [(id: Int32, name: String)]
+
+    private init(handle: H5Handle, site: H5Site, path: String, shape: [Int], fileType: H5Handle,
+                 chunkShape: [Int]?, filters: [(id: Int32, name: String)]) {
+        self.handle = handle
+        self.site = site
+        self.path = path
+        self.shape = shape
+        self.fileType = fileType
+        self.chunkShape = chunkShape
+        self.filters = filters
+    }
+
+    var count: Int { shape.reduce(1, *) }
+    var elementSize: Int { H5Tget_size(fileType.id) }
+
+    static func open(in file: H5File, path: String) throws -> H5Dataset {
+        let site = file.site
+        var handle = try site.own(H5Dopen2(file.handle.id, path, h5_default()), path, "opening the dataset", closer: H5Dclose)
+        let space = try site.own(H5Dget_space(handle.id), path, "reading the shape", closer: H5Sclose)
+        let rank = Int(try site.check(H5Sget_simple_extent_ndims(space.id), path, "reading the rank"))
+        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+        if rank > 0 { try site.check(H5Sget_simple_extent_dims(space.id, &dims, nil), path, "reading the shape") }
+        let shape = rank == 0 ? [] : dims.map { Int($0) }
+        let fileType = try site.own(H5Dget_type(handle.id), path, "reading the type", closer: H5Tclose)
+
+        let dcpl = try site.own(H5Dget_create_plist(handle.id), path, "reading the creation properties", closer: H5Pclose)
+        var chunkShape: [Int]? = nil
+        if H5Pget_layout(dcpl.id) == H5D_CHUNKED, rank > 0 {
+            var chunk = [hsize_t](repeating: 0, count: rank)
+            try site.check(H5Pget_chunk(dcpl.id, Int32(rank), &chunk), path, "reading the chunk shape")
+            chunkShape = chunk.map { Int($0) }
+        }
+        var filters: [(id: Int32, name: String)] = []
+        let nfilters = Int(try site.check(H5Pget_nfilters(dcpl.id), path, "reading the filters"))
+        for i in 0..<nfilters {
+            var flags: UInt32 = 0, nelmts = 0, config: UInt32 = 0
+            var name = [CChar](repeating: 0, count: 256)
+            let id = H5Pget_filter2(dcpl.id, UInt32(i), &flags, &nelmts, nil, name.count, &name, &config)
+            try site.check(id, path, "reading filter \(i)")
+            let end = name.firstIndex(of: 0) ?? name.count
+            filters.append((id: id, name: String(decoding: name[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)))
+        }
+
+        // Chunks shared by several heads: reopen with a cache sized for one head's read.
+        if let chunk = chunkShape, shape.count >= 2, chunk[0] > 1, shape.allSatisfy({ $0 > 0 }) {
+            let elem = H5Tget_size(fileType.id)
+            let chunkBytes = chunk.reduce(elem, *)
+            var touched = 1
+            for d in 1..<shape.count { touched *= (shape[d] + chunk[d] - 1) / chunk[d] }
+            let bytes = touched.multipliedReportingOverflow(by: chunkBytes)
+            if !bytes.overflow, bytes.partialValue < 1 << 34 {
+                let dapl = try site.own(H5Pcreate(h5p_dataset_access()), path, "making an access property list", closer: H5Pclose)
+                let slots = [521, 10007, 100003, 1000003].first { $0 >= touched * 100 } ?? 1000003
+                try site.check(H5Pset_chunk_cache(dapl.id, slots, bytes.partialValue + chunkBytes, 1.0), path, "sizing the chunk cache")
+                handle = try site.own(H5Dopen2(file.handle.id, path, dapl.id), path, "opening the dataset", closer: H5Dclose)
+            }
+        }
+        return H5Dataset(handle: handle, site: site, path: path, shape: shape, fileType: fileType,
+                         chunkShape: chunkShape, filters: filters)
+    }
+
+    /// Creates a dataset; `chunk` nil means contiguous storage (then the codec must be `.none`).
+    static func create(in file: H5File, path: String, fileType: hid_t, shape: [Int], chunk: [Int]?, codec: Codec) throws -> H5Dataset {
+        let site = file.site
+        let dims = shape.map { hsize_t($0) }
+        let space = try site.own(H5Screate_simple(Int32(dims.count), dims, nil), path, "making the dataspace", closer: H5Sclose)
+        let dcpl = try site.own(H5Pcreate(h5p_dataset_create()), path, "making a creation property list", closer: H5Pclose)
+        if let chunk, shape.allSatisfy({ $0 > 0 }) {
+            let c = zip(chunk, shape).map { hsize_t(max(1, min($0, $1))) }
+            try site.check(H5Pset_chunk(dcpl.id, Int32(c.count), c), path, "setting the chunk shape")
+            try codec.apply(to: dcpl.id, elementSize: H5Tget_size(fileType), site: site, object: path)
+        }
+        let lcpl = try site.own(H5Pcreate(h5p_link_create()), path, "making a link property list", closer: H5Pclose)
+        try site.check(H5Pset_create_intermediate_group(lcpl.id, 1), path, "setting intermediate groups")
+        _ = try site.own(H5Dcreate2(file.handle.id, path, fileType, space.id, lcpl.id, dcpl.id, h5_default()),
+                         path, "creating the dataset", closer: H5Dclose)
+        return try open(in: file, path: path)
+    }
+
+    /// Fails with an invalid-input error naming the dataset and the filter when this HDF5 cannot
+    /// apply one of its filters (a plugin that is not installed).
+    func requireFilters() throws {
+        for f in filters where H5Zfilter_avail(H5Z_filter_t(f.id)) <= 0 {
+            H5Eclear2(h5e_default())
+            let name = f.name.isEmpty ? "" : " (\(f.name))"
+            throw site.error(path, "needs HDF5 filter id \(f.id)\(name), which is not available; install its plugin and set HDF5_PLUGIN_PATH")
+        }
+    }
+
+    /// Attributes of this dataset.
+    func attributes() -> H5Attributes {
+        H5Attributes(owner: handle, site: site, objectPath: path)
+    }
+
+    private func selection(start: [Int], count: [Int]) throws -> (file: H5Handle, memory: H5Handle) {
+        let fileSpace = try site.own(H5Dget_space(handle.id), path, "reading the dataspace", closer: H5Sclose)
+        if !shape.isEmpty {
+            let s = start.map { hsize_t($0) }, c = count.map { hsize_t($0) }
+            try site.check(H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, s, nil, c, nil), path, "selecting \(start)+\(count)")
+        }
+        let n = [hsize_t(count.reduce(1, *))]
+        let memSpace = try site.own(H5Screate_simple(1, n, nil), path, "making a memory dataspace", closer: H5Sclose)
+        return (fileSpace, memSpace)
+    }
+
+    /// Reads the box `start ..< start + count` into `buffer` as `memoryType`, C order.
+    func read(start: [Int], count: [Int], memoryType: hid_t, into buffer: UnsafeMutableRawPointer) throws {
+        precondition(start.count == shape.count && count.count == shape.count, "selection rank")
+        let (fileSpace, memSpace) = try selection(start: start, count: count)
+        try site.check(H5Dread(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "reading data")
+    }
+
+    /// Writes the box `start ..< start + count` from `buffer` holding `memoryType` elements.
+    func write(start: [Int], count: [Int], memoryType: hid_t, from buffer: UnsafeRawPointer) throws {
+        precondition(start.count == shape.count && count.count == shape.count, "selection rank")
+        let (fileSpace, memSpace) = try selection(start: start, count: count)
+        try site.check(H5Dwrite(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "writing data")
+    }
+
+    /// Reads a whole integer dataset, converted to Int64 (any integer type in the file).
+    func readIntegers() throws -> [Int64] {
+        guard H5Tget_class(fileType.id) == H5T_INTEGER else {
+            throw site.error(path, "is \(StoredElement.describe(fileType.id)), expected integers")
+        }
+        try requireFilters()
+        var values = [Int64](repeating: 0, count: count)
+        if count > 0 {
+            try values.withUnsafeMutableBytes {
+                try read(start: shape.map { _ in 0 }, count: shape, memoryType: h5t_native_int64(), into: $0.baseAddress!)
+            }
+        }
+        return values
+    }
+
+    /// Writes a whole integer dataset from Int64 values, stored as `fileType`.
+    func writeIntegers(_ values: [Int64]) throws {
+        guard !values.isEmpty else { return }
+        try values.withUnsafeBytes {
+            try write(start: shape.map { _ in 0 }, count: shape, memoryType: h5t_native_int64(), from: $0.baseAddress!)
+        }
+    }
+}
+
+extension H5Dataset {
+    /// Bytes the dataset occupies in the file (after filters).
+    var storageBytes: Int { Int(H5Dget_storage_size(handle.id)) }
+
+    /// "chunk 1x1024x64, shuffle+zstd" or "contiguous".
+    var storageDescription: String {
+        var s = chunkShape.map { "chunk " + $0.map(String.init).joined(separator: "x") } ?? "contiguous"
+        if !filters.isEmpty {
+            s += ", " + filters.map { f in
+                switch f.id {
+                case 1: return "deflate"
+                case 2: return "shuffle"
+                case 3: return "fletcher32"
+                case ZstdFilter.id: return "zstd"
+                default: return f.name.isEmpty ? "filter \(f.id)" : "\(f.name) (\(f.id))"
+                }
+            }.joined(separator: "+")
+        }
+        return s
+    }
+}

@@ -1,0 +1,77 @@
+import CHDF5
+
+/// An open HDF5 file. Input files are opened read-only; output files are created fresh (never
+/// truncating something that exists), and must be `flush()`ed before they are renamed into place.
+final class H5File {
+    let handle: H5Handle
+    let site: H5Site
+
+    private init(handle: H5Handle, site: H5Site) {
+        self.handle = handle
+        self.site = site
+    }
+
+    /// Opens `path` read-only. `displayName` is what error messages call the file ("-" for stdin).
+    static func openForReading(_ path: String, displayName: String? = nil) throws -> H5File {
+        H5Library.initialize()
+        let site = H5Site(file: displayName ?? path, side: .input)
+        guard H5Fis_hdf5(path) > 0 else {
+            H5Eclear2(h5e_default())
+            throw site.error(nil, "not an HDF5 file (or not readable)")
+        }
+        let id = H5Fopen(path, h5f_acc_rdonly(), h5_default())
+        return H5File(handle: try site.own(id, nil, "opening the file", closer: H5Fclose), site: site)
+    }
+
+    /// Creates a new file at `path`, failing if something already exists there.
+    static func create(_ path: String, displayName: String? = nil) throws -> H5File {
+        H5Library.initialize()
+        let site = H5Site(file: displayName ?? path, side: .output)
+        let id = H5Fcreate(path, h5f_acc_excl(), h5_default(), h5_default())
+        return H5File(handle: try site.own(id, nil, "creating the file", closer: H5Fclose), site: site)
+    }
+
+    /// Whether an object (group or dataset) exists at an absolute path like `/layers/0/key`.
+    func exists(_ path: String) -> Bool {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            guard H5Lexists(handle.id, prefix, h5_default()) > 0 else { return false }
+            guard H5Oexists_by_name(handle.id, prefix, h5_default()) > 0 else { return false }
+        }
+        return true
+    }
+
+    /// Whether `path` exists and is a dataset.
+    func isDataset(_ path: String) -> Bool {
+        guard exists(path) else { return false }
+        var info = H5O_info_t()
+        guard H5Oget_info_by_name2(handle.id, path, &info, UInt32(H5O_INFO_BASIC), h5_default()) >= 0 else {
+            H5Eclear2(h5e_default())
+            return false
+        }
+        return info.type == H5O_TYPE_DATASET
+    }
+
+    func openDataset(_ path: String) throws -> H5Dataset {
+        try H5Dataset.open(in: self, path: path)
+    }
+
+    /// Creates a group and any missing parents.
+    func createGroup(_ path: String) throws {
+        let lcpl = try site.own(H5Pcreate(h5p_link_create()), path, "making a link property list", closer: H5Pclose)
+        try site.check(H5Pset_create_intermediate_group(lcpl.id, 1), path, "setting intermediate groups")
+        _ = try site.own(H5Gcreate2(handle.id, path, lcpl.id, h5_default(), h5_default()), path, "creating the group", closer: H5Gclose)
+    }
+
+    /// Attributes of the root group.
+    func rootAttributes() throws -> H5Attributes {
+        let group = try site.own(H5Gopen2(handle.id, "/", h5_default()), "/", "opening the root group", closer: H5Gclose)
+        return H5Attributes(owner: group, site: site, objectPath: "/")
+    }
+
+    /// Writes everything HDF5 buffers to the file; errors here (disk full) are output errors.
+    func flush() throws {
+        try site.check(H5Fflush(handle.id, H5F_SCOPE_GLOBAL), nil, "flushing the file")
+    }
+}

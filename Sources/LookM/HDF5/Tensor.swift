@@ -1,0 +1,148 @@
+import CHDF5
+import CKernels
+
+/// Float32 <-> stored element conversion, through CKernels (F16C when the CPU has it).
+enum ElementConversion {
+    /// Converts `count` raw stored elements to Float32.
+    static func toFloat(_ raw: UnsafeRawPointer, _ type: ElementType, _ out: UnsafeMutablePointer<Float>, _ count: Int) {
+        switch type {
+        case .float16: lookm_f16_to_f32(raw.assumingMemoryBound(to: UInt16.self), out, count)
+        case .bfloat16: lookm_bf16_to_f32(raw.assumingMemoryBound(to: UInt16.self), out, count)
+        case .float32: out.update(from: raw.assumingMemoryBound(to: Float.self), count: count)
+        case .float64: lookm_f64_to_f32(raw.assumingMemoryBound(to: Double.self), out, count)
+        }
+    }
+
+    /// Rounds `count` Float32 values to the stored type (round to nearest even).
+    static func fromFloat(_ input: UnsafePointer<Float>, _ type: ElementType, _ raw: UnsafeMutableRawPointer, _ count: Int) {
+        switch type {
+        case .float16: lookm_f32_to_f16(input, raw.assumingMemoryBound(to: UInt16.self), count)
+        case .bfloat16: lookm_f32_to_bf16(input, raw.assumingMemoryBound(to: UInt16.self), count)
+        case .float32: raw.assumingMemoryBound(to: Float.self).update(from: input, count: count)
+        case .float64:
+            let d = raw.assumingMemoryBound(to: Double.self)
+            for i in 0..<count { d[i] = Double(input[i]) }
+        }
+    }
+}
+
+/// Reusable raw byte buffer: one per tensor stream, so reading head after head allocates nothing.
+final class ScratchBuffer {
+    private(set) var pointer: UnsafeMutableRawPointer?
+    private(set) var capacity = 0
+
+    func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > capacity || pointer == nil {
+            pointer?.deallocate()
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 16), alignment: 64)
+            capacity = max(bytes, 16)
+        }
+        return pointer!
+    }
+
+    deinit { pointer?.deallocate() }
+}
+
+/// A float tensor `[heads, ...]` read as Float32 one head at a time, raw from HDF5 and converted
+/// here. Every value read is checked: NaN or infinity is an invalid input naming the position.
+final class TensorReader {
+    let dataset: H5Dataset
+    let element: StoredElement
+    private let scratch = ScratchBuffer()
+
+    init(_ dataset: H5Dataset) throws {
+        guard dataset.shape.count >= 1 else {
+            throw dataset.site.error(dataset.path, "is a scalar, expected a tensor")
+        }
+        try dataset.requireFilters()
+        let dtype = H5Tget_class(dataset.fileType.id) == H5T_INTEGER ? try dataset.attributes().string("dtype") : nil
+        self.dataset = dataset
+        self.element = try StoredElement.classify(fileType: dataset.fileType.id, bf16Attribute: dtype,
+                                                  site: dataset.site, object: dataset.path)
+    }
+
+    var type: ElementType { element.type }
+    var shape: [Int] { dataset.shape }
+    /// Rows of one head (the second dimension), and elements per row.
+    var rows: Int { shape.count > 1 ? shape[1] : 1 }
+    var rowLength: Int { shape.count > 2 ? shape[2...].reduce(1, *) : 1 }
+
+    /// Reads rows `rows` of head `head` into `out` (count = rows.count * rowLength).
+    func read(head: Int, rows range: Range<Int>? = nil, into out: UnsafeMutableBufferPointer<Float>) throws {
+        let r = range ?? 0..<rows
+        let n = r.count * rowLength
+        precondition(out.count >= n, "output buffer too small")
+        guard n > 0 else { return }
+        var start = [head], count = [1]
+        if shape.count > 1 { start.append(r.lowerBound); count.append(r.count) }
+        if shape.count > 2 { start += shape[2...].map { _ in 0 }; count += shape[2...] }
+        if element.type == .float32 {
+            try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: UnsafeMutableRawPointer(out.baseAddress!))
+        } else {
+            let raw = scratch.reserve(n * element.type.byteSize)
+            try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: raw)
+            ElementConversion.toFloat(raw, element.type, out.baseAddress!, n)
+        }
+        let bad = lookm_first_nonfinite_f32(out.baseAddress!, n)
+        if bad < n {
+            let row = r.lowerBound + bad / rowLength
+            let what = out[bad].isNaN ? "NaN" : "infinity"
+            let at = shape.count > 2 ? "head \(head), row \(row), column \(bad % rowLength)" : "head \(head), position \(row)"
+            throw dataset.site.error(dataset.path, "\(what) at \(at)")
+        }
+    }
+
+    /// Convenience for small tensors and tests: one head as a new array.
+    func read(head: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: rows * rowLength)
+        try out.withUnsafeMutableBufferPointer { try read(head: head, into: $0) }
+        return out
+    }
+}
+
+/// Writes a float tensor `[heads, ...]` head by head, rounding Float32 to the stored type.
+final class TensorWriter {
+    let dataset: H5Dataset
+    let type: ElementType
+    private let memoryType: H5Handle
+    private let scratch = ScratchBuffer()
+
+    /// Chunks of one head by a block of rows of at least `minChunkBytes` (256 KiB: below that,
+    /// shuffle cannot help zstd, and per-chunk overhead dominates reads).
+    static let minChunkBytes = 256 << 10
+
+    static func chunk(for shape: [Int], elementSize: Int) -> [Int] {
+        guard shape.count >= 2 else { return shape }
+        let rowBytes = max(1, shape[2...].reduce(elementSize, *))
+        let rows = min(shape[1], max(1, (minChunkBytes + rowBytes - 1) / rowBytes))
+        return [1, rows] + shape[2...]
+    }
+
+    init(file: H5File, path: String, type: ElementType, shape: [Int], codec: Codec) throws {
+        let fileType = try StoredElement.fileType(for: type, site: file.site, object: path)
+        let chunk = TensorWriter.chunk(for: shape, elementSize: type.byteSize)
+        dataset = try H5Dataset.create(in: file, path: path, fileType: fileType.id, shape: shape, chunk: chunk, codec: codec)
+        if type == .bfloat16 { try dataset.attributes().set("dtype", string: "bfloat16") }
+        self.type = type
+        self.memoryType = fileType
+    }
+
+    var rows: Int { dataset.shape.count > 1 ? dataset.shape[1] : 1 }
+    var rowLength: Int { dataset.shape.count > 2 ? dataset.shape[2...].reduce(1, *) : 1 }
+
+    /// Writes all rows of head `head` from `values` (count = rows * rowLength).
+    func write(head: Int, _ values: UnsafeBufferPointer<Float>) throws {
+        let n = rows * rowLength
+        precondition(values.count >= n, "input buffer too small")
+        guard n > 0 else { return }
+        var start = [head], count = [1]
+        if dataset.shape.count > 1 { start += dataset.shape[1...].map { _ in 0 }; count += dataset.shape[1...] }
+        let raw = scratch.reserve(n * type.byteSize)
+        ElementConversion.fromFloat(values.baseAddress!, type, raw, n)
+        try dataset.write(start: start, count: count, memoryType: memoryType.id, from: raw)
+    }
+
+    func write(head: Int, _ values: [Float]) throws {
+        try values.withUnsafeBufferPointer { try write(head: head, $0) }
+    }
+}

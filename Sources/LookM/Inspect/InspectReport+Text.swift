@@ -1,0 +1,71 @@
+extension InspectReport {
+    /// The summary a person reads first.
+    public var text: String {
+        var lines = ["\(file): lookm-kv-\(kind.rawValue) v\(formatVersion), valid"]
+        func row(_ label: String, _ value: String) { lines.append("  " + label.padding(11) + value) }
+
+        if let model { row("model", model) }
+        let kv = shape.numKVHeads == shape.numHeads ? "" : " (\(shape.numKVHeads) kv heads, GQA \(shape.numHeads / shape.numKVHeads):1)"
+        row("shape", "\(shape.numLayers) layers x \(shape.numHeads) heads\(kv) x head_dim \(shape.headDim), \(dtype.rawValue)")
+        let order = Modality.allCases.map(\.name)
+        let parts = order.compactMap { m in tokens.counts[m].map { "\($0) \(m)" } }
+        row("tokens", "\(shape.seqLen) = " + parts.joined(separator: " + "))
+        if !tokens.spans.isEmpty {
+            let shown = tokens.spans.prefix(6).map { "[\($0.start), \($0.end))" }.joined(separator: " ")
+            let more = tokens.spans.count > 6 ? " ... (\(tokens.spans.count) in all)" : ""
+            let sizes = Set(tokens.spans.map(\.count))
+            let each = sizes.count == 1 ? ", \(sizes.first!) tokens each" : ""
+            row("spans", "\(tokens.spans.count) non-text\(each): \(shown)\(more)")
+        }
+        if kind == .dump {
+            for (range, names) in Formatting.runs(layers.map { describeDatasets($0) }) {
+                row(range.count == layers.count ? "datasets" : Formatting.layers(range), names)
+            }
+            if let attnScale { row("attn_scale", "\(attnScale)") }
+        }
+        if let cache {
+            row("method", Self.describe(cache.method))
+            row("source", "\(cache.source.name) (\(Formatting.bytes(cache.source.size)), mtime \(cache.source.mtime)), lookm \(cache.lookmVersion)")
+            for (range, kept) in Formatting.runs(layers.map { $0.kept ?? 0 }) {
+                let merged = layers[range].reduce(0) { $0 + ($1.merged ?? 0) }
+                row("kept", "\(Formatting.layers(range)): \(kept) of \(shape.seqLen) tokens (\(Formatting.percent(kept, of: shape.seqLen))), \(merged) merged")
+            }
+        }
+        let perLayer = Set(layers.map(\.kvBytes)).count == 1 ? "\(Formatting.bytes(layers.first?.kvBytes ?? 0)) per layer, " : ""
+        row("K/V", "\(perLayer)\(Formatting.bytes(kvBytes)) in all; \(Formatting.bytes(kvStoredBytes)) on disk (\(layers.first?.storage ?? "-"))")
+        row("file", Formatting.bytes(fileBytes))
+        return lines.joined(separator: "\n")
+    }
+
+    private func describeDatasets(_ l: Layer) -> String {
+        (l.datasets ?? []).map { name in
+            switch name {
+            case LayerDataset.windowAttn.rawValue: return "window_attn (\(l.windowRows ?? 0) rows)"
+            case LayerDataset.probeQuery.rawValue: return "probe_query (\(probes ?? 0) probes)"
+            default: return name
+            }
+        }.joined(separator: ", ")
+    }
+
+    /// Settings JSON as `key value` pairs, method first.
+    static func describe(_ method: JSONValue) -> String {
+        guard case .object(let o) = method else { return "\(method)" }
+        func text(_ v: JSONValue) -> String {
+            switch v {
+            case .string(let s): return s
+            case .number(let n): return n.rounded() == n && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+            case .bool(let b): return String(b)
+            default: return "\(v)"
+            }
+        }
+        let first = o["method"].map(text) ?? "custom"
+        let rest = o.keys.sorted().filter { $0 != "method" }.map { "\($0) \(text(o[$0]!))" }
+        return ([first] + rest).joined(separator: ", ")
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}

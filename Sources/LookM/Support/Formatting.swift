@@ -1,0 +1,49 @@
+/// Human-readable numbers for people-facing output (machine output keeps raw integers).
+enum Formatting {
+    /// 1536 -> "1.5 KiB".
+    static func bytes(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n), unit = 0
+        while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(n) B" : "\(fixed(value, 1)) \(units[unit])"
+    }
+
+    /// `value` with `digits` decimals, without Foundation's locale-dependent formatting.
+    static func fixed(_ value: Double, _ digits: Int) -> String {
+        guard value.isFinite else { return "\(value)" }
+        var p = 1.0
+        for _ in 0..<digits { p *= 10 }
+        let scaled = (abs(value) * p).rounded()
+        let whole = Int(scaled / p), frac = Int(scaled.truncatingRemainder(dividingBy: p))
+        let sign = value < 0 && scaled > 0 ? "-" : ""
+        guard digits > 0 else { return "\(sign)\(whole)" }
+        let f = String(frac)
+        return "\(sign)\(whole).\(String(repeating: "0", count: digits - f.count))\(f)"
+    }
+
+    static func percent(_ part: Int, of whole: Int) -> String {
+        whole == 0 ? "-" : "\(fixed(100 * Double(part) / Double(whole), 1)) %"
+    }
+
+    /// Groups consecutive indices with equal values: [(0...3, 90), (4...4, 120)].
+    static func runs<T: Equatable>(_ values: [T]) -> [(ClosedRange<Int>, T)] {
+        var result: [(ClosedRange<Int>, T)] = []
+        for (i, v) in values.enumerated() {
+            if let last = result.last, last.1 == v, last.0.upperBound == i - 1 {
+                result[result.count - 1] = (last.0.lowerBound...i, v)
+            } else {
+                result.append((i...i, v))
+            }
+        }
+        return result
+    }
+
+    static func layers(_ r: ClosedRange<Int>) -> String {
+        r.count == 1 ? "layer \(r.lowerBound)" : "layers \(r.lowerBound)-\(r.upperBound)"
+    }
+}
+
+extension Double {
+    /// Fixed-point text with `digits` decimals (locale-independent).
+    public func formatted(_ digits: Int) -> String { Formatting.fixed(self, digits) }
+}

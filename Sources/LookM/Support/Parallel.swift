@@ -1,0 +1,43 @@
+import Dispatch
+
+/// Runs `body(i)` for `i in 0..<count` on up to `threads` threads. Each index is independent work
+/// whose result goes to its own place, so the outcome never depends on the thread count.
+public enum Parallel {
+    static func forEach(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+        let workers = max(1, min(threads, count))
+        if workers == 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var i = w
+                while i < count { box.value(i); i += workers }
+            }
+        }
+    }
+
+    /// Threads to use by default: `SLURM_CPUS_PER_TASK` inside a Slurm task, else every core.
+    public static var defaultThreads: Int {
+        if let s = getenvString("SLURM_CPUS_PER_TASK"), let n = Int(s), n > 0 { return n }
+        return max(1, sysconfCores())
+    }
+}
+
+/// For handing non-Sendable values (closures, pointers) to worker threads whose accesses are
+/// disjoint by construction. Use only where each thread touches its own part.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+#if canImport(Glibc)
+import Glibc
+private func getenvString(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+private func sysconfCores() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+#elseif canImport(Darwin)
+import Darwin
+private func getenvString(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+private func sysconfCores() -> Int { Int(sysconf(_SC_NPROCESSORS_ONLN)) }
+#endif

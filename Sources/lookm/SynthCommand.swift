@@ -1,0 +1,61 @@
+import ArgumentParser
+import LookM
+
+extension ElementType: ExpressibleByArgument {}
+
+struct SynthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Write a realistic synthetic dump (for demos, tests and benchmarks).",
+        discussion: """
+            Text tokens are spread before, between and after the images as in chat prompts. The \
+            first token is an attention sink, text tokens draw more attention than image tokens, \
+            neighbouring image patches have similar keys, and attn_score is computed exactly from \
+            the generated queries and keys (causal softmax). The same seed and shape give the same \
+            file. Exact scores cost layers x heads x tokens^2 x head_dim: keep test dumps small.
+            """)
+
+    @Option(name: [.short, .customLong("output")], help: "The dump to write.")
+    var output: String
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+
+    @Option(help: "Layers.") var layers = 4
+    @Option(help: "Query heads.") var heads = 8
+    @Option(name: .customLong("kv-heads"), help: "Key/value heads (default: --heads; fewer means grouped-query attention).")
+    var kvHeads: Int?
+    @Option(name: .customLong("head-dim"), help: "Head dimension.") var headDim = 64
+    @Option(help: "Images in the prompt.") var images = 2
+    @Option(name: .customLong("image-tokens"), help: "Tokens per image (LLaVA-1.5: 576).") var imageTokens = 144
+    @Option(name: .customLong("text-tokens"), help: "Text tokens in the prompt.") var textTokens = 160
+    @Option(help: "Element type of keys, values and queries: float16, bfloat16 or float32.") var dtype: ElementType = .float16
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Flag(help: "Store the prefill queries (/layers/i/query).") var query = false
+    @Option(help: "Store this many probe queries (/layers/i/probe_query, /probe/position).") var probes = 0
+    @Option(help: "Store the attention rows of the last N queries (/layers/i/window_attn).") var window = 0
+    @Option(help: "Codec of the tensors: none (as exporters write), zstd or deflate.") var codec = "none"
+    @Option(help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
+    @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the file is the same for any value.")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads \(threads): must be at least 1") }
+    }
+
+    func run() throws {
+        var o = SynthOptions()
+        o.layers = layers; o.heads = heads; o.kvHeads = kvHeads; o.headDim = headDim
+        o.images = images; o.imageTokens = imageTokens; o.textTokens = textTokens
+        o.dtype = dtype; o.seed = seed; o.storeQuery = query; o.probes = probes; o.window = window
+        o.codec = try Codec.parse(codec, level: level)
+        let start = ContinuousClock.now
+        let progress = Progress("synth: layer")
+        let summary = try SyntheticDump.write(o, to: output, force: force, threads: threads ?? Parallel.defaultThreads) {
+            progress.update($0, of: $1)
+        }
+        progress.finish()
+        let seconds = (ContinuousClock.now - start).seconds
+        printError("lookm: wrote \(summary.path): \(layers) layers, \(summary.seqLen) tokens, \(summary.fileBytes) bytes in \(seconds.formatted(2)) s")
+    }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import LookM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Every failure leaves through here: one line on stderr and the exit code of the README's table.
+// swift-argument-parser's own usage failures (its code 64) become 2, like lookm's usage errors.
+do {
+    var command = try LookmCommand.parseAsRoot()
+    try command.run()
+} catch let error as LookMError {
+    printError("lookm: \(error.message)")
+    exit(error.exitCode)
+} catch {
+    let code = LookmCommand.exitCode(for: error)
+    let message = LookmCommand.fullMessage(for: error)
+    if code == .success {
+        print(message)
+        exit(0)
+    }
+    printError(message)
+    exit(code == .validationFailure ? LookMError.Kind.usage.rawValue : code.rawValue)
+}
