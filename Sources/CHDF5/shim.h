@@ -10,6 +10,8 @@ static inline hid_t    h5s_all(void)            { return H5S_ALL; }
 static inline unsigned h5f_acc_trunc(void)      { return H5F_ACC_TRUNC; }
 static inline unsigned h5f_acc_excl(void)       { return H5F_ACC_EXCL; }
 static inline unsigned h5f_acc_rdonly(void)     { return H5F_ACC_RDONLY; }
+/* Tests only: lookm never opens a file it did not create for writing. */
+static inline unsigned h5f_acc_rdwr(void)       { return H5F_ACC_RDWR; }
 static inline hid_t    h5t_native_float(void)   { return H5T_NATIVE_FLOAT; }
 static inline hid_t    h5t_native_double(void)  { return H5T_NATIVE_DOUBLE; }
 static inline hid_t    h5t_native_int32(void)   { return H5T_NATIVE_INT32; }

@@ -14,7 +14,8 @@ static inline float half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1Fu;
     uint32_t man = h & 0x3FFu;
-    if (exp == 0x1Fu) return bits_to_f32(sign | 0x7F800000u | (man << 13));   /* inf / NaN */
+    /* infinity, or NaN made quiet as F16C does */
+    if (exp == 0x1Fu) return bits_to_f32(sign | 0x7F800000u | (man ? 0x400000u : 0u) | (man << 13));
     if (exp != 0) return bits_to_f32(sign | ((exp + 112u) << 23) | (man << 13));
     if (man == 0) return bits_to_f32(sign);
     /* subnormal half: value = man * 2^-24, exactly representable in float32 */
