@@ -19,16 +19,18 @@ final class AtomicOutput {
     init(finalPath: String, force: Bool, inputs: [String]) throws {
         self.finalPath = finalPath
         self.force = force
-        var target = stat()
-        if lstat(finalPath, &target) == 0 || stat(finalPath, &target) == 0 {
+        var entry = stat(), target = stat()
+        if lstat(finalPath, &entry) == 0 {
+            // Compare what the name resolves to, so a link to the input is caught too.
+            let resolves = stat(finalPath, &target) == 0
             for input in inputs {
                 var s = stat()
-                if input == finalPath || (stat(input, &s) == 0 && s.st_dev == target.st_dev && s.st_ino == target.st_ino) {
+                if input == finalPath || (resolves && stat(input, &s) == 0 && s.st_dev == target.st_dev && s.st_ino == target.st_ino) {
                     throw LookMError.output(finalPath, nil, "is the input file; choose another output with -o")
                 }
             }
             guard force else { throw LookMError.output(finalPath, nil, "already exists; pass --force to replace it") }
-            if (target.st_mode & S_IFMT) == S_IFDIR { throw LookMError.output(finalPath, nil, "is a directory") }
+            if resolves && (target.st_mode & S_IFMT) == S_IFDIR { throw LookMError.output(finalPath, nil, "is a directory") }
         }
         let (dir, base) = AtomicOutput.split(finalPath)
         temporaryPath = "\(dir)/.\(base).lookm-tmp.\(AtomicOutput.hostName()).\(getpid())"
