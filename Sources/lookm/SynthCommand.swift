@@ -56,6 +56,6 @@ struct SynthCommand: ParsableCommand {
         }
         progress.finish()
         let seconds = (ContinuousClock.now - start).seconds
-        printError("lookm: wrote \(summary.path): \(layers) layers, \(summary.seqLen) tokens, \(summary.fileBytes) bytes in \(seconds.formatted(2)) s")
+        printError("lookm: wrote \(summary.path): \(layers) layers, \(summary.seqLen) tokens, \(Formatting.bytes(summary.fileBytes)) in \(seconds.formatted(2)) s")
     }
 }

@@ -33,3 +33,9 @@ int lookm_has_f16c(void);
 /// and `colsum[t] += probs[t]` in Double. `probs` must hold n floats.
 void lookm_softmax_row_accumulate(const float *logits, size_t n, double *colsum, float *probs);
 #endif
+
+#ifndef LOOKM_CKERNELS_MEMORY
+#define LOOKM_CKERNELS_MEMORY
+/// glibc: serve allocations of `bytes` or more by mmap, fixed (no dynamic raising). 1 on success.
+int lookm_fix_mmap_threshold(size_t bytes);
+#endif

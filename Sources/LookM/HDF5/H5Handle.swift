@@ -46,6 +46,7 @@ struct H5Site: Sendable {
 /// Process-wide HDF5 set-up: silences HDF5's own error printing and registers the zstd filter.
 public enum H5Library {
     private static let ready: Bool = {
+        MemoryPolicy.configure()
         h5_errors_off()
         return ZstdFilter.register()
     }()

@@ -12,16 +12,18 @@ extension InspectReport {
         row("tokens", "\(shape.seqLen) = " + parts.joined(separator: " + "))
         if !tokens.spans.isEmpty {
             let shown = tokens.spans.prefix(6).map { "[\($0.start), \($0.end))" }.joined(separator: " ")
-            let more = tokens.spans.count > 6 ? " ... (\(tokens.spans.count) in all)" : ""
+            let more = tokens.spans.count > 6 ? " ..." : ""
             let sizes = Set(tokens.spans.map(\.count))
-            let each = sizes.count == 1 ? ", \(sizes.first!) tokens each" : ""
-            row("spans", "\(tokens.spans.count) non-text\(each): \(shown)\(more)")
+            let kinds = Set(tokens.spans.map(\.modality))
+            let what = kinds.count == 1 ? kinds.first! : "non-text"
+            let size = sizes.count == 1 ? " x \(sizes.first!) tokens" : " spans"
+            row(what == "image" ? "images" : "spans", "\(tokens.spans.count)\(size) \(what == "image" ? "" : "(\(what)) ")at \(shown)\(more)")
         }
         if kind == .dump {
             for (range, names) in Formatting.runs(layers.map { describeDatasets($0) }) {
                 row(range.count == layers.count ? "datasets" : Formatting.layers(range), names)
             }
-            if let attnScale { row("attn_scale", "\(attnScale)") }
+            if let attnScale { row("attn_scale", "\(Float(attnScale))") }
         }
         if let cache {
             row("method", Self.describe(cache.method))

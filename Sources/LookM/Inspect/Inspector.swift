@@ -6,10 +6,14 @@ public enum Inspector {
     ///   - displayName: what messages and the report call the file.
     public static func inspect(path: String, displayName: String? = nil) throws -> InspectReport {
         let name = displayName ?? path
-        let format = try H5File.openForReading(path, displayName: name).rootAttributes().string("format")
-        switch format {
+        let file = try H5File.openForReading(path, displayName: name)
+        switch try file.rootAttributes().string("format") {
+        case Layout.dumpFormat: return try inspectDump(path: path, name: name)
         case Layout.cacheFormat: return try inspectCache(path: path, name: name)
-        default: return try inspectDump(path: path, name: name)   // reports a wrong or missing format
+        case let other?:
+            throw file.site.error(nil, "attribute format = \"\(other)\", expected \"\(Layout.dumpFormat)\" or \"\(Layout.cacheFormat)\"")
+        case nil:
+            throw file.site.error(nil, "missing root attribute format: not a lookm dump (\"\(Layout.dumpFormat)\") or cache")
         }
     }
 

@@ -1,7 +1,7 @@
 /// Human-readable numbers for people-facing output (machine output keeps raw integers).
-enum Formatting {
+public enum Formatting {
     /// 1536 -> "1.5 KiB".
-    static func bytes(_ n: Int) -> String {
+    public static func bytes(_ n: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var value = Double(n), unit = 0
         while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }

@@ -3,14 +3,17 @@ import Glibc
 #endif
 
 /// A command's input argument made openable: a path as given, or `-` for standard input, which is
-/// copied to an unlinked temporary file (HDF5 needs random access; memory stays bounded, unlike
-/// reading the whole stream into a file image).
+/// copied to a temporary file (HDF5 needs random access; memory stays bounded, unlike reading the
+/// whole stream into a file image). The copy is removed when this value dies. It cannot be unlinked
+/// up front: HDF5 1.10 resolves the real path of what it opens, and `/proc/self/fd/N` of a deleted
+/// file has none.
 public final class InputFile {
     /// A path HDF5 can open.
     public let path: String
     /// What messages call it: the argument, or "stdin".
     public let displayName: String
     private var descriptor: Int32 = -1
+    private var spilled = false
 
     public init(_ argument: String) throws {
         guard argument == "-" else {
@@ -29,8 +32,8 @@ public final class InputFile {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw LookMError(.other, "stdin: cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))") }
         descriptor = fd
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        path = "/proc/self/fd/\(fd)"
+        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        spilled = true
         let chunk = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
         defer { buffer.deallocate() }
@@ -53,5 +56,8 @@ public final class InputFile {
         }
     }
 
-    deinit { if descriptor >= 0 { close(descriptor) } }
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+        if spilled { unlink(path) }
+    }
 }

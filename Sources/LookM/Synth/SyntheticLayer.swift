@@ -38,7 +38,7 @@ struct SyntheticLayer {
         var r = rng(2, g)
         var key = [Float](repeating: 0, count: L * D), value = key
         // Per-head strengths, in logits: how much the sink and the text direction add to q.k*scale.
-        let sinkLogit = Float(4 + 4 * r.uniform())
+        let sinkLogit = Float(5 + 3 * r.uniform())
         let textLogit = Float(0.8 + 1.2 * r.uniform())
         let imageLogit = Float(-0.2 - 0.4 * r.uniform())
 
@@ -87,7 +87,7 @@ struct SyntheticLayer {
     func queries(head h: Int, rows: Int, stream: UInt64, _ dirs: HeadDirections) -> [Float] {
         var r = rng(stream, h)
         let root = Float(D).squareRoot()
-        let a = root * Float(0.7 + 0.5 * r.uniform()), b = root * Float(0.6 + 0.6 * r.uniform())
+        let a = root * Float(0.9 + 0.4 * r.uniform()), b = root * Float(0.6 + 0.6 * r.uniform())
         var q = [Float](repeating: 0, count: rows * D)
         for t in 0..<rows {
             for d in 0..<D { q[t * D + d] = r.normal() + a * dirs.sink[d] + b * dirs.text[d] }
