@@ -1,7 +1,20 @@
 import ArgumentParser
 import LookM
 
-extension ElementType: ExpressibleByArgument {}
+extension ElementType: ExpressibleByArgument {
+    /// Tensor types only: float64 is allowed for scores in a dump, never for keys and values.
+    public init?(argument: String) {
+        guard argument != ElementType.float64.rawValue else { return nil }
+        self.init(rawValue: argument)
+    }
+
+    public static var allValueStrings: [String] { [float16, bfloat16, float32].map(\.rawValue) }
+}
+
+/// `--codec` values; the level comes from `--level`.
+enum CodecName: String, CaseIterable, ExpressibleByArgument {
+    case none, zstd, deflate
+}
 
 struct SynthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +28,7 @@ struct SynthCommand: ParsableCommand {
             file. Exact scores cost layers x heads x tokens^2 x head_dim: keep test dumps small.
             """)
 
-    @Option(name: [.short, .customLong("output")], help: "The dump to write.")
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The dump to write.", valueName: "file"))
     var output: String
 
     @Flag(help: "Replace an existing output file.")
@@ -29,12 +42,12 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Images in the prompt.") var images = 2
     @Option(name: .customLong("image-tokens"), help: "Tokens per image (LLaVA-1.5: 576).") var imageTokens = 144
     @Option(name: .customLong("text-tokens"), help: "Text tokens in the prompt.") var textTokens = 160
-    @Option(help: "Element type of keys, values and queries: float16, bfloat16 or float32.") var dtype: ElementType = .float16
+    @Option(help: "Element type of keys, values and queries.") var dtype: ElementType = .float16
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Flag(help: "Store the prefill queries (/layers/i/query).") var query = false
     @Option(help: "Store this many probe queries (/layers/i/probe_query, /probe/position).") var probes = 0
     @Option(help: "Store the attention rows of the last N queries (/layers/i/window_attn).") var window = 0
-    @Option(help: "Codec of the tensors: none (as exporters write), zstd or deflate.") var codec = "none"
+    @Option(help: "Codec of the tensors (exporters usually write none).") var codec: CodecName = .none
     @Option(help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
     @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the file is the same for any value.")
     var threads: Int?
@@ -48,7 +61,7 @@ struct SynthCommand: ParsableCommand {
         o.layers = layers; o.heads = heads; o.kvHeads = kvHeads; o.headDim = headDim
         o.images = images; o.imageTokens = imageTokens; o.textTokens = textTokens
         o.dtype = dtype; o.seed = seed; o.storeQuery = query; o.probes = probes; o.window = window
-        o.codec = try Codec.parse(codec, level: level)
+        o.codec = try Codec.parse(codec.rawValue, level: level)
         let start = ContinuousClock.now
         let progress = Progress("synth: layer")
         let summary = try SyntheticDump.write(o, to: output, force: force, threads: threads ?? Parallel.defaultThreads) {
