@@ -21,12 +21,15 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // float16/bfloat16 conversion and other tight loops: F16C with a runtime check, scalar fallback.
         .target(name: "CKernels"),
-        .target(name: "LookM", dependencies: ["CHDF5", "CZstd", "COpenBLAS", "CKernels"]),
+        // PyTorch's CPU top-k tie order, by calling libstdc++'s own algorithms (method.md rule 7).
+        .target(name: "CTopK"),
+        .target(name: "LookM", dependencies: ["CHDF5", "CZstd", "COpenBLAS", "CKernels", "CTopK"]),
         .executableTarget(name: "lookm", dependencies: [
             "LookM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "LookMTests", dependencies: ["LookM", "CKernels", "CHDF5"]),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )

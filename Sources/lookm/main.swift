@@ -6,11 +6,13 @@ import Glibc
 
 // Every failure leaves through here: one line on stderr and the exit code of the README's table.
 // swift-argument-parser's own usage failures (its code 64) become 2, like lookm's usage errors.
+// A closed downstream pipe must end lookm with a status, not a signal.
+signal(SIGPIPE, SIG_IGN)
 do {
     var command = try LookmCommand.parseAsRoot()
     try command.run()
 } catch let error as LookMError {
-    printError("lookm: \(error.message)")
+    if !error.message.isEmpty { printError("lookm: \(error.message)") }   // empty: a closed pipe, quiet
     exit(error.exitCode)
 } catch {
     let code = LookmCommand.exitCode(for: error)

@@ -8,7 +8,8 @@ enum ElementConversion {
         switch type {
         case .float16: lookm_f16_to_f32(raw.assumingMemoryBound(to: UInt16.self), out, count)
         case .bfloat16: lookm_bf16_to_f32(raw.assumingMemoryBound(to: UInt16.self), out, count)
-        case .float32: out.update(from: raw.assumingMemoryBound(to: Float.self), count: count)
+        case .float32:
+            if UnsafeRawPointer(out) != raw { out.update(from: raw.assumingMemoryBound(to: Float.self), count: count) }
         case .float64: lookm_f64_to_f32(raw.assumingMemoryBound(to: Double.self), out, count)
         }
     }
@@ -67,29 +68,43 @@ final class TensorReader {
     var rows: Int { shape.count > 1 ? shape[1] : 1 }
     var rowLength: Int { shape.count > 2 ? shape[2...].reduce(1, *) : 1 }
 
-    /// Reads rows `rows` of head `head` into `out` (count = rows.count * rowLength).
+    /// Bytes of one head in the stored type.
+    var headBytes: Int { rows * rowLength * element.type.byteSize }
+
+    /// Reads rows `range` of head `head` as stored (raw bits, no conversion) into `raw`.
+    func readRaw(head: Int, rows range: Range<Int>? = nil, into raw: UnsafeMutableRawPointer) throws {
+        let r = range ?? 0..<rows
+        guard r.count * rowLength > 0 else { return }
+        var start = [head], count = [1]
+        if shape.count > 1 { start.append(r.lowerBound); count.append(r.count) }
+        if shape.count > 2 { start += shape[2...].map { _ in 0 }; count += shape[2...] }
+        try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: raw)
+    }
+
+    /// Converts raw stored values of head `head` (starting at row `firstRow`) to Float32, rejecting
+    /// NaN and infinity with their position. Safe to call from any thread: no HDF5 call.
+    func convert(_ raw: UnsafeRawPointer, head: Int, firstRow: Int = 0, into out: UnsafeMutableBufferPointer<Float>) throws {
+        let n = out.count
+        guard n > 0 else { return }
+        ElementConversion.toFloat(raw, element.type, out.baseAddress!, n)
+        let bad = lookm_first_nonfinite_f32(out.baseAddress!, n)
+        if bad < n {
+            let row = firstRow + bad / rowLength
+            let what = out[bad].isNaN ? "NaN" : "infinity"
+            let at = shape.count > 2 ? "head \(head), row \(row), column \(bad % rowLength)" : "head \(head), position \(row)"
+            throw dataset.site.error(dataset.path, "\(what) at \(at)")
+        }
+    }
+
+    /// Reads rows `rows` of head `head` into `out` (count = rows.count * rowLength) as Float32.
     func read(head: Int, rows range: Range<Int>? = nil, into out: UnsafeMutableBufferPointer<Float>) throws {
         let r = range ?? 0..<rows
         let n = r.count * rowLength
         precondition(out.count >= n, "output buffer too small")
         guard n > 0 else { return }
-        var start = [head], count = [1]
-        if shape.count > 1 { start.append(r.lowerBound); count.append(r.count) }
-        if shape.count > 2 { start += shape[2...].map { _ in 0 }; count += shape[2...] }
-        if element.type == .float32 {
-            try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: UnsafeMutableRawPointer(out.baseAddress!))
-        } else {
-            let raw = scratch.reserve(n * element.type.byteSize)
-            try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: raw)
-            ElementConversion.toFloat(raw, element.type, out.baseAddress!, n)
-        }
-        let bad = lookm_first_nonfinite_f32(out.baseAddress!, n)
-        if bad < n {
-            let row = r.lowerBound + bad / rowLength
-            let what = out[bad].isNaN ? "NaN" : "infinity"
-            let at = shape.count > 2 ? "head \(head), row \(row), column \(bad % rowLength)" : "head \(head), position \(row)"
-            throw dataset.site.error(dataset.path, "\(what) at \(at)")
-        }
+        let raw = element.type == .float32 ? UnsafeMutableRawPointer(out.baseAddress!) : scratch.reserve(n * element.type.byteSize)
+        try readRaw(head: head, rows: r, into: raw)
+        try convert(raw, head: head, firstRow: r.lowerBound, into: UnsafeMutableBufferPointer(rebasing: out[0..<n]))
     }
 
     /// Convenience for small tensors and tests: one head as a new array.

@@ -58,4 +58,24 @@ struct CausalAttention {
         }
         for t in 0..<L { scores[t] = Float(sums[t]) }
     }
+
+    /// Softmax rows of the last `rows` queries only (SnapKV's window without `window_attn`):
+    /// `rows x length`, zero right of the diagonal. Costs `rows x length x headDim`, not `length^2`.
+    func lastRows(query: UnsafePointer<Float>, key: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
+        let L = length, D = headDim, W = min(rows, L)
+        guard W > 0 else { return }
+        let first = L - W
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(W), Int32(L), Int32(D),
+                    scale, query + first * D, Int32(D), key, Int32(D), 0, out, Int32(L))
+        let probs = UnsafeMutablePointer<Float>.allocate(capacity: L)
+        let sink = UnsafeMutablePointer<Double>.allocate(capacity: L)
+        defer { probs.deallocate(); sink.deallocate() }
+        for i in 0..<W {
+            let n = first + i + 1
+            sink.initialize(repeating: 0, count: n)
+            lookm_softmax_row_accumulate(out + i * L, n, sink, probs)
+            (out + i * L).update(from: probs, count: n)
+            (out + i * L + n).initialize(repeating: 0, count: L - n)
+        }
+    }
 }

@@ -1,0 +1,45 @@
+/// How many tokens a layer keeps (method.md section 2), exactly one of three forms.
+public enum Budget: Equatable, Sendable {
+    /// `hh = floor(L * hh)`, `recent = floor(L * recent)`.
+    case ratios(hh: Double, recent: Double)
+    /// Keep `floor(L * fraction)` tokens, split 1:1 (recent gets the smaller half).
+    case fraction(Double)
+    /// Keep `count` tokens, split 1:1.
+    case keep(Int)
+
+    public static let paperDefault = Budget.ratios(hh: 0.1, recent: 0.1)
+
+    /// Heavy hitters and recent tokens for a prompt of `length` tokens.
+    /// The products are IEEE double, floored as `Int(Double(L) * ratio)` does (the official code).
+    public func split(length L: Int) -> (hh: Int, recent: Int) {
+        switch self {
+        case .ratios(let h, let r):
+            return (Int(Double(L) * h), Int(Double(L) * r))
+        case .fraction(let b):
+            return Budget.keep(Int(Double(L) * b)).split(length: L)
+        case .keep(let n):
+            let recent = n / 2
+            return (n - recent, recent)
+        }
+    }
+
+    /// Usage errors for budgets that make no sense (negative, zero in total, ratios above 1).
+    public func validate() throws {
+        func ratio(_ v: Double, _ flag: String) throws {
+            guard v.isFinite, v >= 0, v <= 1 else {
+                throw LookMError.usage("\(flag) \(v) is not a ratio in [0, 1]; e.g. \(flag) 0.1 keeps 10 % of the tokens")
+            }
+        }
+        switch self {
+        case .ratios(let h, let r):
+            try ratio(h, "--hh-ratio")
+            try ratio(r, "--recent-ratio")
+            guard h + r > 0 else { throw LookMError.usage("--hh-ratio and --recent-ratio are both 0: nothing would be kept; give a positive ratio") }
+        case .fraction(let b):
+            try ratio(b, "--budget")
+            guard b > 0 else { throw LookMError.usage("--budget 0 keeps nothing; give a fraction in (0, 1], e.g. --budget 0.2") }
+        case .keep(let n):
+            guard n >= 1 else { throw LookMError.usage("--keep \(n): keep at least 1 token") }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+/// H2O: the heavy hitters by accumulated attention, no modality preference.
+struct H2OSelector: Selector {
+    static let name = "h2o"
+    var parameters: Set<SelectorParameter> { [.scores] }
+    func need(_ context: LayerContext) -> DataNeed { .scores }
+
+    func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
+        let scores = head.scores!, old = context.oldCount, hh = context.hh
+        var chosen: [Int]
+        switch context.variant {
+        case .paper:
+            chosen = TopK.stable((0..<old).map { Double(scores[$0]) }, hh)
+        case .reference where context.merge != "none":
+            // Rule 2 and 8: the official merge classes set the first four scores to +infinity and
+            // take a descending sort, so the sinks are 4 of the hh heavy hitters (plain h2o is not).
+            var values = (0..<old).map { Double(scores[$0]) }
+            for t in 0..<min(4, old) { values[t] = .infinity }
+            chosen = TopK.stable(values, hh)
+        case .reference:
+            chosen = TopK.torch(Array(scores[0..<old]), hh)
+        }
+        return chosen.sorted() + Array(recentPositions(context))
+    }
+}

@@ -1,0 +1,58 @@
+/// SnapKV: attention of the last prompt queries (the observation window), summed over the old
+/// columns, average-pooled, aggregated over the kv head's query heads; top hh.
+struct SnapKVSelector: Selector {
+    static let name = "snapkv"
+    var parameters: Set<SelectorParameter> { [.scores, .window, .kernel] }
+
+    /// Rows of the observation window: `--window` (at most L), or under reference the recent count.
+    func windowRows(_ context: LayerContext) -> Int {
+        context.variant == .reference ? context.recent : min(context.settings.window ?? 32, context.length)
+    }
+
+    func need(_ context: LayerContext) -> DataNeed { .windowRows(windowRows(context)) }
+
+    func copyReason(_ context: LayerContext) -> String? {
+        guard context.variant == .reference else {
+            if context.hh + context.recent == 0 { return "the budget rounds to no token" }
+            return context.length <= context.hh + context.recent ? "the prompt fits the budget" : nil
+        }
+        // Rule 11: the official code compresses unless L < hh + w (strict), images or not.
+        if context.recent == 0 { return "the observation window rounds to no token" }
+        return context.length < context.hh + context.recent ? "the prompt fits the budget" : nil
+    }
+
+    func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
+        let old = context.oldCount, kernel = context.settings.kernel ?? 7
+        let sums = head.windowSums!
+        let chosen: [Int]
+        switch context.variant {
+        case .paper:
+            let pooled = sums.map { Self.pool(Array($0[0..<old]), kernel) }
+            chosen = TopK.stable(Scores.aggregate(pooled, context.settings.gqaAgg), context.hh)
+        case .reference:
+            // Float32 throughout, as torch runs avg_pool1d on the float32 column sums.
+            let column = sums[0][0..<old].map { Float($0) }
+            chosen = TopK.torch(Self.poolFloat(column, kernel), context.hh)
+        }
+        return chosen.sorted() + Array(recentPositions(context))
+    }
+
+    /// Average pooling of width `k` (odd), zero padding counted: every output is divided by `k`.
+    static func pool(_ x: [Double], _ k: Int) -> [Double] {
+        let half = k / 2
+        return x.indices.map { i in
+            var s = 0.0
+            for j in max(0, i - half)...min(x.count - 1, i + half) { s += x[j] }
+            return s / Double(k)
+        }
+    }
+
+    static func poolFloat(_ x: [Float], _ k: Int) -> [Float] {
+        let half = k / 2
+        return x.indices.map { i in
+            var s: Float = 0
+            for j in (i - half)...(i + half) where j >= 0 && j < x.count { s += x[j] }
+            return s / Float(k)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a cache goes.
+public enum CacheDestination: Sendable {
+    case file(String)
+    /// Built in a temporary file, then copied to stdout (memory stays bounded).
+    case stdout
+}
+
+/// `lookm compress`: streams a dump layer by layer through a selector and a merge into a cache.
+///
+/// Per layer: every HDF5 read on this thread (keys and values kept raw, scores or window sums);
+/// then per kv head in parallel: select, find pivots (sgemm), merge; the reference filter needs
+/// every head's similarities between those two steps; then writes on this thread in head order.
+/// Each head's arithmetic is independent and single-threaded, so the output never depends on the
+/// thread count.
+public enum Compressor {
+    public static func run(input: InputFile, destination: CacheDestination, force: Bool, settings: CompressionSettings,
+                           threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> CompressSummary {
+        let start = ContinuousClock.now
+        BLAS.configure()
+        let dump = try DumpReader(path: input.path, displayName: input.displayName)
+        let s = dump.shape
+        guard let selector = SelectorRegistry.selector(named: settings.selector),
+              let merge = MergeRegistry.merge(named: settings.merge) else {
+            throw LookMError(.other, "internal: unresolved method \(settings.selector)/\(settings.merge)")
+        }
+        if settings.variant == .reference && s.numKVHeads != s.numHeads {
+            throw LookMError.usage("--variant reference reproduces code without grouped-query attention, but \(dump.name) has \(s.numHeads) query heads for \(s.numKVHeads) kv heads; use --variant paper (with --gqa-agg)")
+        }
+
+        let (finalPath, displayOut) = try outputPath(destination, input: input)
+        let output = try AtomicOutput(finalPath: finalPath, force: force || isStdout(destination), inputs: [input.path])
+        let source = input.displayName == "stdin"
+            ? SourceInfo(name: "-", size: SourceInfo.of(path: input.path, name: "-").size, mtime: 0)
+            : SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base)
+        let writer = try CacheWriter(output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
+                                     codec: settings.codec, method: settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads), source: source)
+        var layers: [CompressSummary.Layer] = []
+        for i in 0..<s.numLayers {
+            let context = LayerContext(settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+            layers.append(try compressLayer(i, dump: dump, context: context, selector: selector, merge: merge, writer: writer, threads: threads))
+            progress?(i + 1, s.numLayers)
+        }
+        try writer.finish()
+        var fileBytes = SourceInfo.of(path: finalPath, name: "").size
+        if isStdout(destination) { fileBytes = try copyToStdout(finalPath) }
+        return CompressSummary(input: input.displayName, output: displayOut, method: JSONValue.parse(settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)) ?? .null,
+                               seqLen: s.seqLen, layers: layers, kvBytesIn: layers.reduce(0) { $0 + $1.kvBytesIn },
+                               kvBytesOut: layers.reduce(0) { $0 + $1.kvBytesOut }, fileBytes: fileBytes,
+                               seconds: (ContinuousClock.now - start).seconds)
+    }
+
+    /// `dump.h5` -> `dump.lookm.h5` beside it, unless `-o` says otherwise.
+    public static func defaultOutput(for input: String) -> String {
+        let (dir, base) = AtomicOutput.split(input)
+        let stem = base.hasSuffix(".h5") ? String(base.dropLast(3)) : base
+        return (dir == "." && !input.hasPrefix("./") ? "" : dir + "/") + stem + ".lookm.h5"
+    }
+
+    private static func isStdout(_ d: CacheDestination) -> Bool {
+        if case .stdout = d { return true }
+        return false
+    }
+
+    private static func outputPath(_ destination: CacheDestination, input: InputFile) throws -> (String, String) {
+        switch destination {
+        case .file(let path): return (path, path)
+        case .stdout:
+            let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+            return ("\(dir)/lookm-stdout.\(AtomicOutput.hostName()).\(getpid()).h5", "stdout")
+        }
+    }
+
+    /// Streams the finished cache to fd 1 and removes it. A closed pipe ends quietly (exit 4).
+    private static func copyToStdout(_ path: String) throws -> Int {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw LookMError.output("stdout", nil, "temporary cache vanished") }
+        unlink(path)
+        defer { close(fd) }
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        var total = 0
+        while true {
+            let n = read(fd, buffer, size)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            var off = 0
+            while off < n {
+                let w = write(1, buffer + off, n - off)
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else { throw LookMError(.output, "") }   // downstream closed: quiet
+                off += w
+            }
+            total += n
+        }
+        return total
+    }
+
+    private static func compressLayer(_ i: Int, dump: DumpReader, context: LayerContext, selector: any Selector,
+                                      merge: any Merge, writer: CacheWriter, threads: Int) throws -> CompressSummary.Layer {
+        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads
+        let layer = try dump.layer(i)
+        let input = try LayerInput(layer)
+        let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
+
+        if let reason = selector.copyReason(context) {
+            let out = try writer.layer(i, kept: L)
+            var k = [Float](), v = [Float]()
+            for g in 0..<G {
+                try input.floats(input.key, input.keyRaw, head: g, into: &k)
+                try input.floats(input.value, input.valueRaw, head: g, into: &v)
+                try k.withUnsafeBufferPointer { kb in
+                    try v.withUnsafeBufferPointer { vb in
+                        try out.write(head: g, key: kb, value: vb, position: (0..<L).map { Int32($0) },
+                                      merged: [Int32](repeating: 0, count: L), slotOf: (0..<L).map { Int32($0) })
+                    }
+                }
+            }
+            return .init(index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot, kvBytesOut: L * bytesPerSlot)
+        }
+
+        try LayerAttention.load(selector.need(context), into: input, from: layer, dump: dump,
+                                selector: type(of: selector).name, threads: threads)
+
+        // Select and find pivots, every kv head in parallel.
+        let plans: [HeadPlan] = try parallelMap(G, threads) { g in
+            var k = [Float]()
+            try input.floats(input.key, input.keyRaw, head: g, into: &k)
+            let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
+            let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, context.settings.gqaAgg) }
+            let windowSums = input.windowSums.map { all in group.map { all[$0] } }
+            return try k.withUnsafeBufferPointer { kb in
+                let head = HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums)
+                let kept = try selector.select(head, context)
+                var isKept = [Bool](repeating: false, count: L)
+                for t in kept { isKept[t] = true }
+                var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
+                if merge.usesPivots {
+                    (plan.pivot, plan.cosine) = Similarity.pivots(keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted)
+                }
+                return plan
+            }
+        }
+        let kept = plans[0].kept.count
+        guard plans.allSatisfy({ $0.kept.count == kept }) else {
+            throw LookMError(.other, "internal: kv heads of layer \(i) kept different counts")
+        }
+        let participants = merge.participants(plans, context)
+
+        // Merge, every kv head in parallel.
+        let outputs: [MergeApplier.Output] = try parallelMap(G, threads) { g in
+            var k = [Float](), v = [Float]()
+            try input.floats(input.key, input.keyRaw, head: g, into: &k)
+            try input.floats(input.value, input.valueRaw, head: g, into: &v)
+            let contributions = merge.contributions(plans[g], participants: participants?[g], context)
+            return k.withUnsafeBufferPointer { kb in
+                v.withUnsafeBufferPointer { vb in
+                    MergeApplier.apply(plans[g], contributions, keys: kb, values: vb, headDim: D, length: L)
+                }
+            }
+        }
+
+        let out = try writer.layer(i, kept: kept)
+        var merged = 0, dropped = 0
+        for g in 0..<G {
+            let o = outputs[g]
+            try o.keys.withUnsafeBufferPointer { kb in
+                try o.values.withUnsafeBufferPointer { vb in
+                    try out.write(head: g, key: kb, value: vb, position: plans[g].kept.map { Int32($0) }, merged: o.merged, slotOf: o.slotOf)
+                }
+            }
+            merged += o.merged.reduce(0) { $0 + Int($1) }
+            dropped += o.slotOf.lazy.filter { $0 < 0 }.count
+        }
+        return .init(index: i, kept: kept, copied: nil, merged: merged, dropped: dropped,
+                     kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
+    }
+
+    /// `body(i)` for `i in 0..<count` on worker threads; the lowest-index error wins, so failures
+    /// are as deterministic as results.
+    static func parallelMap<T>(_ count: Int, _ threads: Int, _ body: @escaping (Int) throws -> T) throws -> [T] {
+        var results = [Result<T, Error>?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { buf in
+            let out = UncheckedSendable(buf)
+            Parallel.forEach(count, threads: threads) { i in out.value[i] = Result { try body(i) } }
+        }
+        return try results.map { try $0!.get() }
+    }
+}

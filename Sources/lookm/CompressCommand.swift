@@ -1,0 +1,68 @@
+import ArgumentParser
+import LookM
+
+extension Variant: ExpressibleByArgument {}
+extension GQAAggregation: ExpressibleByArgument {}
+
+struct CompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Compress a dump into a cache (LOOK-M by default), layer by layer.",
+        discussion: """
+            Methods (--method): lookm (text-prior + pivot merge, the default), lookm-avg, \
+            lookm-weighted, text-prior, h2o, snapkv, streaming, random, knorm, full. --selector \
+            (text-prior, h2o, snapkv, streaming, random, knorm, full) and --merge (none, avg, pivot, \
+            weighted) compose freely and replace that half of --method. Budget: --hh-ratio and \
+            --recent-ratio (default 0.1 each), or --budget B (keep floor(L*B) tokens), or --keep N. \
+            --variant reference reproduces the authors' implementation bit for bit (official modes \
+            only). A summary line goes to stderr; --json prints the per-layer facts on stdout.
+            """)
+
+    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin.", valueName: "dump"))
+    var dump: String
+
+    @Option(name: [.short, .customLong("output")],
+            help: ArgumentHelp("The cache to write (default: DUMP with .lookm.h5), or - for stdout.", valueName: "file"))
+    var output: String?
+
+    @Option(help: "A method of method.md section 5 (default: lookm).") var method: String?
+    @Option(help: "Which positions to keep: text-prior, h2o, snapkv, streaming, random, knorm, full.") var selector: String?
+    @Option(help: "What happens to evicted pairs: none, avg, pivot, weighted.") var merge: String?
+    @Option(name: .customLong("hh-ratio"), help: "Heavy hitters as a share of the prompt (default 0.1).") var hhRatio: Double?
+    @Option(name: .customLong("recent-ratio"), help: "Recent tokens as a share of the prompt (default 0.1).") var recentRatio: Double?
+    @Option(help: "Keep this share of the prompt, split 1:1 between heavy hitters and recent tokens.") var budget: Double?
+    @Option(help: "Keep this many tokens, split 1:1.") var keep: Int?
+    @Option(help: "paper (the clean definitions) or reference (the authors' code, bit for bit).") var variant: Variant = .paper
+    @Option(name: .customLong("gqa-agg"), help: "How a kv head aggregates its query heads' scores (default: mean).") var gqaAgg: GQAAggregation?
+    @Option(help: "snapkv: observation window in queries (default 32).") var window: Int?
+    @Option(help: "snapkv: pooling kernel width, odd (default 7).") var kernel: Int?
+    @Option(help: "streaming: attention sinks kept at the start (default 4).") var sinks: Int?
+    @Option(help: "random: the seed (default 0).") var seed: UInt64?
+    @Option(help: "Codec of the cache's tensors (default: zstd).") var codec: CodecName = .zstd
+    @Option(help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
+    @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the output is the same for any value.")
+    var threads: Int?
+    @Flag(help: "Replace an existing output file.") var force = false
+    @Flag(help: "Print the per-layer summary as one JSON document on stdout (keys in docs/compress.md).") var json = false
+
+    func validate() throws {
+        if json && output == "-" { throw ValidationError("--json prints to stdout, which -o - already uses for the cache; write the cache to a file, or drop --json") }
+        if dump == "-" && output == nil { throw ValidationError("reading the dump from stdin needs -o FILE (or -o - for stdout)") }
+        if let threads, threads < 1 { throw ValidationError("--threads \(threads): must be at least 1") }
+    }
+
+    func run() throws {
+        let settings = try CompressionSettings.resolve(
+            method: method, selector: selector, merge: merge, variant: variant, hhRatio: hhRatio, recentRatio: recentRatio,
+            budget: budget, keep: keep, gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed,
+            codec: try Codec.parse(codec.rawValue, level: level))
+        let input = try InputFile(dump)
+        let destination: CacheDestination = output == "-" ? .stdout : .file(output ?? Compressor.defaultOutput(for: dump))
+        let progress = Progress("compress: layer")
+        let summary = try Compressor.run(input: input, destination: destination, force: force, settings: settings,
+                                         threads: threads ?? Parallel.defaultThreads) { progress.update($0, of: $1) }
+        progress.finish()
+        printError(summary.line)
+        if json { print(try summary.json()) }
+    }
+}
