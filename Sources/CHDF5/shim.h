@@ -30,7 +30,7 @@ static inline hid_t    h5p_file_access(void)    { return H5P_FILE_ACCESS; }
 static inline hid_t    h5p_file_create(void)    { return H5P_FILE_CREATE; }
 static inline hid_t    h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline hid_t    h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
-static inline hid_t    h5p_link_create(void)    { return H5P_LINK_CREATE; }
+static inline hid_t    h5p_group_create(void)   { return H5P_GROUP_CREATE; }
 static inline hid_t    h5e_default(void)        { return H5E_DEFAULT; }
 static inline unsigned h5z_flag_mandatory(void) { return H5Z_FLAG_MANDATORY; }
 static inline unsigned h5z_flag_optional(void)  { return H5Z_FLAG_OPTIONAL; }

@@ -81,14 +81,15 @@ final class H5Dataset {
         let dims = shape.map { hsize_t($0) }
         let space = try site.own(H5Screate_simple(Int32(dims.count), dims, nil), path, "making the dataspace", closer: H5Sclose)
         let dcpl = try site.own(H5Pcreate(h5p_dataset_create()), path, "making a creation property list", closer: H5Pclose)
+        // No modification times: the same content must give the same bytes (deterministic output).
+        try site.check(H5Pset_obj_track_times(dcpl.id, false), path, "turning off time tracking")
         if let chunk, shape.allSatisfy({ $0 > 0 }) {
             let c = zip(chunk, shape).map { hsize_t(max(1, min($0, $1))) }
             try site.check(H5Pset_chunk(dcpl.id, Int32(c.count), c), path, "setting the chunk shape")
             try codec.apply(to: dcpl.id, elementSize: H5Tget_size(fileType), site: site, object: path)
         }
-        let lcpl = try site.own(H5Pcreate(h5p_link_create()), path, "making a link property list", closer: H5Pclose)
-        try site.check(H5Pset_create_intermediate_group(lcpl.id, 1), path, "setting intermediate groups")
-        _ = try site.own(H5Dcreate2(file.handle.id, path, fileType, space.id, lcpl.id, dcpl.id, h5_default()),
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex { try file.createGroups(String(path[..<slash])) }
+        _ = try site.own(H5Dcreate2(file.handle.id, path, fileType, space.id, h5_default(), dcpl.id, h5_default()),
                          path, "creating the dataset", closer: H5Dclose)
         return try open(in: file, path: path)
     }

@@ -57,11 +57,17 @@ final class H5File {
         try H5Dataset.open(in: self, path: path)
     }
 
-    /// Creates a group and any missing parents.
-    func createGroup(_ path: String) throws {
-        let lcpl = try site.own(H5Pcreate(h5p_link_create()), path, "making a link property list", closer: H5Pclose)
-        try site.check(H5Pset_create_intermediate_group(lcpl.id, 1), path, "setting intermediate groups")
-        _ = try site.own(H5Gcreate2(handle.id, path, lcpl.id, h5_default(), h5_default()), path, "creating the group", closer: H5Gclose)
+    /// Creates the groups of `path` that do not exist yet, without modification times (HDF5
+    /// stores them by default), so that the same content always gives the same file bytes.
+    func createGroups(_ path: String) throws {
+        let gcpl = try site.own(H5Pcreate(h5p_group_create()), path, "making a group property list", closer: H5Pclose)
+        try site.check(H5Pset_obj_track_times(gcpl.id, false), path, "turning off time tracking")
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if H5Lexists(handle.id, prefix, h5_default()) > 0 { continue }
+            _ = try site.own(H5Gcreate2(handle.id, prefix, h5_default(), gcpl.id, h5_default()), prefix, "creating the group", closer: H5Gclose)
+        }
     }
 
     /// Attributes of the root group.

@@ -1,0 +1,283 @@
+"""`lookm compress` against an independent NumPy implementation of method.md (paper variant),
+and the command's behaviour as scripts see it."""
+import io
+import json
+import os
+import time
+
+import h5py
+import hdf5plugin  # noqa: F401  (zstd for h5py)
+import numpy as np
+import pytest
+
+import reference_method as ref
+from conftest import FIXTURES, run, synth
+
+SHAPE = ["--layers", "2", "--head-dim", "16", "--images", "2", "--image-tokens", "36", "--text-tokens", "48",
+         "--query", "--window", "8"]
+SELECTORS = ["text-prior", "h2o", "snapkv", "streaming", "knorm", "full"]
+MERGES = ["none", "avg", "pivot", "weighted"]
+# Output tolerance: two units in the last place of the stored type.
+ULP = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23}
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dumps")
+    return {
+        "float16": synth(d / "f16.h5", *SHAPE, "--heads", "4", "--seed", "11"),
+        "bfloat16": synth(d / "bf16.h5", *SHAPE, "--heads", "4", "--seed", "12", "--dtype", "bfloat16"),
+        "gqa": synth(d / "gqa.h5", *SHAPE, "--heads", "6", "--kv-heads", "2", "--seed", "13"),
+    }
+
+
+def as_float(d):
+    x = d[...]
+    if d.attrs.get("dtype") == "bfloat16":
+        x = (x.astype(np.uint32) << 16).view(np.float32)
+    return x.astype(np.float64)
+
+
+def compress(dump, out, *flags):
+    run("compress", dump, "-o", out, "--threads", "2", *flags, check=0)
+    return out
+
+
+def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean", budget=()):
+    amb = ref.Ambiguity()
+    with h5py.File(dump, "r") as f, h5py.File(cache, "r") as c:
+        modality = f["tokens/modality"][:]
+        L, H, G = f.attrs["seq_len"], f.attrs["num_heads"], f.attrs["num_kv_heads"]
+        hh, recent = ref.split_budget(L, **dict(budget))
+        for i in range(f.attrs["num_layers"]):
+            layer = {name: as_float(f[f"layers/{i}/{name}"]) for name in f[f"layers/{i}"]}
+            out = c[f"layers/{i}"]
+            for g in range(G):
+                kept = ref.select(selector, layer, g, modality, hh, recent, H // G, gqa_agg=gqa_agg,
+                                  scale=f.attrs["attn_scale"])
+                assert list(out["position"][g]) == kept, (i, g)
+                k, v, merged, slot_of = ref.merge(merge, kept, layer["key"][g], layer["value"][g],
+                                                  out["slot_of"][g], amb)
+                assert list(out["merged"][g]) == list(merged), (i, g)
+                assert list(out["slot_of"][g]) == list(slot_of), (i, g)
+                for got, want in [(as_float(out["key"])[g], k), (as_float(out["value"])[g], v)]:
+                    np.testing.assert_allclose(got, want, rtol=2 * ULP[dtype], atol=2 * ULP[dtype] * 1e-2)
+    return amb
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("merge", MERGES)
+@pytest.mark.parametrize("selector", SELECTORS)
+def test_every_selector_and_merge_matches_numpy(lookm, dumps, tmp_path, selector, merge, dtype):
+    cache = compress(dumps[dtype], tmp_path / "c.h5", "--selector", selector, "--merge", merge)
+    amb = check_against_reference(dumps[dtype], cache, selector, merge, dtype)
+    assert amb.pivots <= 2 and amb.filters <= 2, vars(amb)
+
+
+@pytest.mark.parametrize("agg", ["mean", "max", "sum"])
+@pytest.mark.parametrize("method,selector,merge", [("lookm", "text-prior", "pivot"), ("h2o", "h2o", "none"),
+                                                   ("snapkv", "snapkv", "none"), ("lookm-weighted", "text-prior", "weighted")])
+def test_gqa_aggregations_match_numpy(lookm, dumps, tmp_path, agg, method, selector, merge):
+    cache = compress(dumps["gqa"], tmp_path / "c.h5", "--method", method, "--gqa-agg", agg)
+    check_against_reference(dumps["gqa"], cache, selector, merge, "float16", gqa_agg=agg)
+    with h5py.File(cache, "r") as c:
+        assert json.loads(c.attrs["method"])["gqa_agg"] == agg
+
+
+@pytest.mark.parametrize("flags,budget", [(["--budget", "0.3"], {"budget": 0.3}), (["--keep", "25"], {"keep": 25}),
+                                          (["--hh-ratio", "0.2", "--recent-ratio", "0"], {"hh_ratio": 0.2, "recent_ratio": 0.0})])
+def test_budget_forms_match_numpy(lookm, dumps, tmp_path, flags, budget):
+    cache = compress(dumps["float16"], tmp_path / "c.h5", *flags)
+    check_against_reference(dumps["float16"], cache, "text-prior", "pivot", "float16", budget=budget.items())
+
+
+def test_scores_from_queries_equal_scores_from_attn_score(lookm, dumps, tmp_path):
+    no_scores = tmp_path / "q.h5"
+    with h5py.File(dumps["float16"], "r") as f, h5py.File(no_scores, "w") as g:
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        f.copy("tokens", g)
+        for i in range(f.attrs["num_layers"]):
+            for name in ["key", "value", "query"]:
+                f.copy(f"layers/{i}/{name}", g, f"layers/{i}/{name}")
+    a = compress(dumps["float16"], tmp_path / "a.h5")
+    b = compress(no_scores, tmp_path / "b.h5")
+    with h5py.File(a, "r") as x, h5py.File(b, "r") as y:
+        for i in range(2):
+            for name in ["key", "value", "position", "slot_of", "merged"]:
+                assert np.array_equal(x[f"layers/{i}/{name}"][...], y[f"layers/{i}/{name}"][...]), (i, name)
+    # snapkv from queries (no window_attn) selects what it selects from window_attn.
+    c = compress(no_scores, tmp_path / "c.h5", "--method", "snapkv", "--window", "8")
+    d = compress(dumps["float16"], tmp_path / "d.h5", "--method", "snapkv", "--window", "8")
+    with h5py.File(c, "r") as x, h5py.File(d, "r") as y:
+        assert np.array_equal(x["layers/1/position"][...], y["layers/1/position"][...])
+    # Without attention, methods that need it fail naming the layer, the dataset and what works.
+    bare = tmp_path / "bare.h5"
+    with h5py.File(no_scores, "r") as f, h5py.File(bare, "w") as g:
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        f.copy("tokens", g)
+        for i in range(2):
+            for name in ["key", "value"]:
+                f.copy(f"layers/{i}/{name}", g, f"layers/{i}/{name}")
+    p = run("compress", bare, "-o", tmp_path / "e.h5", check=3)
+    err = p.stderr.decode()
+    assert "/layers/0" in err and "attn_score" in err and "query" in err and "streaming, random, knorm, full" in err
+    assert not (tmp_path / "e.h5").exists()
+    compress(bare, tmp_path / "f.h5", "--method", "knorm")
+
+
+def test_random_is_seeded_and_keeps_the_budget(lookm, dumps, tmp_path):
+    a = compress(dumps["float16"], tmp_path / "a.h5", "--method", "random", "--seed", "5")
+    b = compress(dumps["float16"], tmp_path / "b.h5", "--method", "random", "--seed", "5")
+    c = compress(dumps["float16"], tmp_path / "c.h5", "--method", "random", "--seed", "6")
+    with h5py.File(a, "r") as x, h5py.File(b, "r") as y, h5py.File(c, "r") as z:
+        L = x.attrs["seq_len"]
+        hh, recent = ref.split_budget(L)
+        pa = x["layers/0/position"][...]
+        assert np.array_equal(pa, y["layers/0/position"][...])
+        assert not np.array_equal(pa, z["layers/0/position"][...])
+        assert pa.shape[1] == hh + recent
+        assert all(list(row[hh:]) == list(range(L - recent, L)) for row in pa)
+        assert len({tuple(r) for r in pa}) > 1      # heads draw independently
+
+
+def test_paper_and_reference_differ_where_the_spec_says(lookm, tmp_path):
+    """Reference keeps every old text token (rule 1) and forces sinks for merging h2o (rule 2)."""
+    dump = synth(tmp_path / "d.h5", "--layers", "1", "--heads", "2", "--head-dim", "16", "--images", "1",
+                 "--image-tokens", "40", "--text-tokens", "60", "--dtype", "float32")
+    paper = compress(dump, tmp_path / "p.h5", "--method", "lookm")
+    reference = compress(dump, tmp_path / "r.h5", "--method", "lookm", "--variant", "reference")
+    with h5py.File(dump, "r") as f, h5py.File(paper, "r") as p, h5py.File(reference, "r") as r:
+        L = f.attrs["seq_len"]
+        modality = f["tokens/modality"][:]
+        hh, recent = ref.split_budget(L)
+        old_text = [t for t in range(L - recent) if modality[t] == 0]
+        assert len(old_text) > hh
+        assert p["layers/0/position"].shape[1] == hh + recent
+        assert r["layers/0/position"].shape[1] == len(old_text) + recent
+        assert set(old_text) <= set(r["layers/0/position"][0])
+        assert json.loads(r.attrs["method"])["variant"] == "reference"
+    sinks = compress(dump, tmp_path / "s.h5", "--selector", "h2o", "--merge", "pivot", "--variant", "reference")
+    plain = compress(dump, tmp_path / "h.h5", "--selector", "h2o", "--merge", "pivot")
+    with h5py.File(sinks, "r") as s, h5py.File(plain, "r") as h, h5py.File(dump, "r") as f:
+        scores = f["layers/0/attn_score"][:]
+        for g in range(2):
+            assert list(s["layers/0/position"][g][:4]) == [0, 1, 2, 3]
+            old = L - recent
+            weakest = int(np.argmin(scores[g][:4]))
+            forced = scores[g][weakest] < np.sort(scores[g][:old])[::-1][hh - 1]
+            assert (weakest in h["layers/0/position"][g]) == (not forced)
+
+
+def test_paper_ranks_images_by_exact_scores_where_the_reference_shift_ties(lookm, tmp_path):
+    """Image scores 1.0, 1.0005, ... collapse to one Float32 value after + (-65516); paper keeps
+    the truly highest ones, reference keeps whichever tied ones PyTorch's top-k leaves in front."""
+    dump = tmp_path / "ties.h5"
+    L, D = 40, 8
+    modality = np.array([0] * 4 + [1] * 28 + [0] * 8, dtype=np.uint8)   # 4 old text tokens
+    rng = np.random.default_rng(0)
+    scores = np.full((1, L), 2.0, dtype=np.float32)
+    scores[0, 4:32] = 1.0 + 0.0005 * np.arange(28, dtype=np.float32)      # rising: the best are last
+    shifted = scores[0, 4:32] + np.float32(-65516)
+    assert len(set(shifted.tolist())) < 5                                    # the reference shift ties them
+    with h5py.File(dump, "w") as f:
+        f.attrs.update(format="lookm-kv-dump", format_version=1, num_layers=1, num_heads=1, num_kv_heads=1,
+                       head_dim=D, seq_len=L)
+        f["tokens/modality"] = modality
+        f["layers/0/key"] = rng.standard_normal((1, L, D)).astype(np.float32)
+        f["layers/0/value"] = rng.standard_normal((1, L, D)).astype(np.float32)
+        f["layers/0/attn_score"] = scores
+    flags = ["--method", "text-prior", "--hh-ratio", "0.25", "--recent-ratio", "0.2"]   # hh 10: 4 text + 6 images
+    paper = compress(dump, tmp_path / "p.h5", *flags)
+    reference = compress(dump, tmp_path / "r.h5", *flags, "--variant", "reference")
+    with h5py.File(paper, "r") as p, h5py.File(reference, "r") as r:
+        kept_paper = [t for t in p["layers/0/position"][0] if modality[t] == 1]
+        kept_reference = [t for t in r["layers/0/position"][0] if modality[t] == 1]
+    assert kept_paper == list(range(26, 32))          # the six highest exact scores
+    assert len(kept_reference) == 6
+    assert kept_reference != kept_paper
+
+
+def test_cli_output_naming_json_pipes_and_determinism(lookm, tmp_path):
+    dump = tmp_path / "dump.h5"
+    dump.write_bytes((FIXTURES / "llava-mini.h5").read_bytes())
+    p = run("compress", dump, "--json", check=0)
+    out = tmp_path / "dump.lookm.h5"
+    assert out.exists()
+    summary = json.loads(p.stdout)
+    assert summary["output"] == str(out) and summary["seq_len"] == 320
+    assert [l["kept"] for l in summary["layers"]] == [64] * 4
+    assert summary["kv_bytes_out"] * 5 == summary["kv_bytes_in"]
+    assert "kept layers 0-3 64/320" in p.stderr.decode()
+    assert run("inspect", out, check=0).stdout.decode().count("valid") == 1
+    # Refuses to overwrite, leaves the existing cache alone.
+    before = out.read_bytes()
+    p = run("compress", dump, check=4)
+    assert "already exists" in p.stderr.decode() and out.read_bytes() == before
+    # Same bytes whatever the thread count; and through stdin and stdout.
+    run("compress", dump, "-o", tmp_path / "one.h5", "--threads", "1", check=0)
+    time.sleep(1.1)   # a second apart: HDF5's object timestamps would show
+    run("compress", dump, "-o", tmp_path / "two.h5", "--threads", "2", check=0)
+    one = (tmp_path / "one.h5").read_bytes()
+    assert one == (tmp_path / "two.h5").read_bytes()
+    piped = run("compress", "-", "-o", "-", stdin=dump.read_bytes(), check=0).stdout
+    with h5py.File(io.BytesIO(piped), "r") as c, h5py.File(tmp_path / "one.h5", "r") as d:
+        assert c.attrs["source"] == "-"
+        for i in range(4):
+            assert np.array_equal(c[f"layers/{i}/key"][...], d[f"layers/{i}/key"][...])
+    assert sorted(os.listdir(tmp_path)) == ["dump.h5", "dump.lookm.h5", "one.h5", "two.h5"]
+
+
+def test_method_attribute_is_canonical(lookm, dumps, tmp_path):
+    a = compress(dumps["float16"], tmp_path / "a.h5", "--method", "snapkv", "--budget", "0.25")
+    b = compress(dumps["gqa"], tmp_path / "b.h5", "--selector", "streaming", "--merge", "avg", "--codec", "none")
+    with h5py.File(a, "r") as x, h5py.File(b, "r") as y:
+        assert x.attrs["method"] == ('{"budget":0.25,"codec":"zstd","kernel":7,"level":3,"merge":"none",'
+                                     '"method":"snapkv","selector":"snapkv","variant":"paper","window":32}')
+        assert y.attrs["method"] == ('{"codec":"none","hh_ratio":0.1,"merge":"avg","recent_ratio":0.1,'
+                                     '"selector":"streaming","sinks":4,"variant":"paper"}')
+        assert x["layers/0/key"].compression is not None or "32015" in map(str, x["layers/0/key"]._filters)
+        assert y["layers/0/key"]._filters == {}
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--method", "nope"], ["unknown method 'nope'", "lookm"]),
+    (["--selector", "h2o", "--sinks", "2"], ["--sinks", "streaming"]),
+    (["--window", "8"], ["--window", "snapkv"]),
+    (["--method", "random", "--gqa-agg", "max"], ["--gqa-agg"]),
+    (["--seed", "1"], ["--seed", "random"]),
+    (["--budget", "0.2", "--keep", "5"], ["one budget"]),
+    (["--hh-ratio", "1.5"], ["--hh-ratio 1.5", "[0, 1]"]),
+    (["--hh-ratio", "0", "--recent-ratio", "0"], ["nothing would be kept"]),
+    (["--keep", "0"], ["--keep 0"]),
+    (["--method", "snapkv", "--kernel", "4"], ["--kernel 4", "odd"]),
+    (["--variant", "reference", "--method", "streaming"], ["--variant reference", "streaming"]),
+    (["--variant", "reference", "--budget", "0.2"], ["--variant reference", "--budget"]),
+    (["--json", "-o", "-"], ["--json"]),
+    (["--variant", "best"], ["best"]),
+])
+def test_usage_errors(lookm, tmp_path, args, words):
+    p = run("compress", FIXTURES / "llava-mini.h5", *(["-o", tmp_path / "c.h5"] if "-o" not in args else []), *args)
+    assert p.returncode == 2, p.stderr.decode()
+    for w in words:
+        assert w in p.stderr.decode(), p.stderr.decode()
+    assert os.listdir(tmp_path) == []
+
+
+def test_reference_with_gqa_is_a_usage_error(lookm, tmp_path):
+    p = run("compress", FIXTURES / "gqa-bf16.h5", "-o", tmp_path / "c.h5", "--variant", "reference")
+    assert p.returncode == 2 and "grouped-query" in p.stderr.decode()
+    assert os.listdir(tmp_path) == []
+
+
+def test_short_prompt_is_copied_and_said_so(lookm, tmp_path):
+    dump = synth(tmp_path / "d.h5", "--layers", "1", "--heads", "2", "--head-dim", "8", "--images", "1",
+                 "--image-tokens", "4", "--text-tokens", "4")
+    p = run("compress", dump, "-o", tmp_path / "c.h5", "--json", check=0)
+    layer = json.loads(p.stdout)["layers"][0]
+    assert layer["kept"] == 8 and "copied" in layer
+    assert "copied" in p.stderr.decode()
+    with h5py.File(dump, "r") as f, h5py.File(tmp_path / "c.h5", "r") as c:
+        assert np.array_equal(f["layers/0/key"][...], c["layers/0/key"][...])
+        assert list(c["layers/0/slot_of"][0]) == list(range(8))
