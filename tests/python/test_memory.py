@@ -2,6 +2,8 @@
 import os
 import subprocess
 
+import pytest
+
 from conftest import lookm_bin, synth
 
 # 8 heads x 2048 tokens x head_dim 128, float16: 8 MiB of keys and values per layer.
@@ -15,12 +17,35 @@ def peak_rss_kib(*args):
     return usage.ru_maxrss
 
 
-def test_inspect_memory_does_not_grow_with_layers(lookm, tmp_path):
-    two = synth(tmp_path / "two.h5", "--layers", "2", *SHAPE)
-    many = synth(tmp_path / "many.h5", "--layers", "32", *SHAPE)
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory):
+    d = tmp_path_factory.mktemp("memory")
+    return synth(d / "two.h5", "--layers", "2", *SHAPE), synth(d / "many.h5", "--layers", "32", *SHAPE)
+
+
+def test_inspect_memory_does_not_grow_with_layers(lookm, dumps):
+    two, many = dumps
     assert many.stat().st_size > 12 * two.stat().st_size
     rss_two = peak_rss_kib("inspect", two)
     rss_many = peak_rss_kib("inspect", many)
     print(f"peak RSS: 2 layers {rss_two} KiB, 32 layers {rss_many} KiB")
     # One layer's K/V is 8 MiB; growing with layers would add about 240 MiB here.
     assert rss_many <= rss_two * 1.1 + 4096, (rss_two, rss_many)
+
+
+def test_compress_memory_is_bounded_by_one_layer(lookm, dumps, tmp_path):
+    """Peak RSS within the performance bound (2.5 x one layer's K/V + 64 MiB), for 2 and for 32
+    layers, to a file and to stdout."""
+    two, many = dumps
+    layer_kv_kib = 2 * 8 * 2048 * 128 * 2 // 1024
+    bound = 2.5 * layer_kv_kib + 64 * 1024
+    rss = {name: peak_rss_kib("compress", path, "-o", tmp_path / f"{name}.lookm.h5")
+           for name, path in [("two", two), ("many", many)]}
+    p = subprocess.Popen([lookm_bin(), "compress", str(many), "-o", "-"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    rss["stdout"] = usage.ru_maxrss
+    print(f"compress peak RSS (KiB): {rss}, bound {bound:.0f}")
+    assert all(v <= bound for v in rss.values()), rss
+    assert rss["many"] <= rss["two"] * 1.1 + 8192, rss
