@@ -281,3 +281,36 @@ def test_short_prompt_is_copied_and_said_so(lookm, tmp_path):
     with h5py.File(dump, "r") as f, h5py.File(tmp_path / "c.h5", "r") as c:
         assert np.array_equal(f["layers/0/key"][...], c["layers/0/key"][...])
         assert list(c["layers/0/slot_of"][0]) == list(range(8))
+
+
+def test_reference_leaves_prompts_without_images_unchanged_except_snapkv(lookm, tmp_path):
+    dump = synth(tmp_path / "text.h5", "--layers", "1", "--heads", "2", "--head-dim", "8", "--images", "0",
+                 "--text-tokens", "60", "--query", "--dtype", "float32")
+    p = run("compress", dump, "-o", tmp_path / "r.h5", "--variant", "reference", "--json", check=0)
+    layer = json.loads(p.stdout)["layers"][0]
+    assert layer["kept"] == 60 and "no image" in layer["copied"]
+    assert "no image" in p.stderr.decode()
+    paper = json.loads(run("compress", dump, "-o", tmp_path / "p.h5", "--json", check=0).stdout)["layers"][0]
+    assert paper["kept"] == 12 and "copied" not in paper
+    snap = json.loads(run("compress", dump, "-o", tmp_path / "s.h5", "--method", "snapkv", "--variant", "reference",
+                          "--json", check=0).stdout)["layers"][0]
+    assert snap["kept"] == 12 and "copied" not in snap
+
+
+def test_reference_snapkv_uses_the_official_parameters(lookm, tmp_path):
+    """Rule 11: window w = floor(L * recent_ratio) rows, column sums over the old columns,
+    pooling of width 5 with zero padding counted, top hh, plus the last w positions."""
+    dump = synth(tmp_path / "d.h5", "--layers", "1", "--heads", "2", "--head-dim", "16", "--images", "1",
+                 "--image-tokens", "49", "--text-tokens", "51", "--query", "--dtype", "float32", "--seed", "3")
+    cache = compress(dump, tmp_path / "c.h5", "--method", "snapkv", "--variant", "reference", "--hh-ratio", "0.15",
+                     "--recent-ratio", "0.12")
+    with h5py.File(dump, "r") as f, h5py.File(cache, "r") as c:
+        L = f.attrs["seq_len"]
+        hh, w = int(L * 0.15), int(L * 0.12)
+        for h in range(2):
+            rows = ref.softmax_rows(as_float(f["layers/0/query"])[h], as_float(f["layers/0/key"])[h],
+                                    f.attrs["attn_scale"], L - w)
+            pooled = ref.pool(rows[:, :L - w].sum(axis=0), 5)
+            want = sorted(ref.top(pooled, hh, range(L - w))) + list(range(L - w, L))
+            assert list(c["layers/0/position"][h]) == want
+        assert json.loads(c.attrs["method"])["kernel"] == 5
