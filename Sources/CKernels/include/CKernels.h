@@ -39,3 +39,12 @@ void lookm_softmax_row_accumulate(const float *logits, size_t n, double *colsum,
 /// glibc: serve allocations of `bytes` or more by mmap, fixed (no dynamic raising). 1 on success.
 int lookm_fix_mmap_threshold(size_t bytes);
 #endif
+
+#ifndef LOOKM_CKERNELS_ROWS
+#define LOOKM_CKERNELS_ROWS
+/// dst[r] = src[rows[r]] / |src[rows[r]]| for n rows of d floats (Float32, sequential sum of
+/// squares); a zero row stays zero, so its cosine with anything is 0, never NaN.
+void lookm_normalise_rows(const float *src, const int64_t *rows, size_t n, size_t d, float *dst);
+/// For each of `rows` rows of `cols` floats: the first index of the maximum, and the maximum.
+void lookm_argmax_rows(const float *m, size_t rows, size_t cols, int32_t *index, float *value);
+#endif

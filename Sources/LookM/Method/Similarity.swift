@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 
 /// Pivots of evicted keys (method.md section 4, rule 9): the kept slot whose key has the highest
@@ -9,43 +10,28 @@ enum Similarity {
     /// Evicted rows per GEMM block.
     static let blockRows = 256
 
-    static func pivots(keys: UnsafeBufferPointer<Float>, headDim D: Int, kept: [Int], evicted: [Int]) -> (pivot: [Int32], cosine: [Float]) {
+    static func pivots(keys: UnsafeBufferPointer<Float>, headDim D: Int, kept: [Int], evicted: [Int],
+                       workspace: Workspace = Workspace()) -> (pivot: [Int32], cosine: [Float]) {
         let K = kept.count, E = evicted.count
         var pivot = [Int32](repeating: 0, count: E), cosine = [Float](repeating: 0, count: E)
         guard K > 0, E > 0 else { return (pivot, cosine) }
-        let keptRows = normalised(keys, D, kept)
         let block = min(blockRows, E)
-        var rows = [Float](repeating: 0, count: block * D)
-        var sims = [Float](repeating: 0, count: block * K)
+        let keptRows = workspace.floats(0, K * D), rows = workspace.floats(1, block * D), sims = workspace.floats(2, block * K)
+        let keptIndex = kept.map(Int64.init), evictedIndex = evicted.map(Int64.init)
+        lookm_normalise_rows(keys.baseAddress!, keptIndex, K, D, keptRows.baseAddress!)
         var start = 0
         while start < E {
             let n = min(block, E - start)
-            normalise(keys, D, evicted[start..<(start + n)], into: &rows)
+            evictedIndex.withUnsafeBufferPointer { lookm_normalise_rows(keys.baseAddress!, $0.baseAddress! + start, n, D, rows.baseAddress!) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(K), Int32(D),
-                        1, rows, Int32(D), keptRows, Int32(D), 0, &sims, Int32(K))
-            for i in 0..<n {
-                var best = 0, bestValue = sims[i * K]
-                for j in 1..<max(K, 1) where sims[i * K + j] > bestValue { best = j; bestValue = sims[i * K + j] }
-                pivot[start + i] = Int32(best)
-                cosine[start + i] = bestValue
+                        1, rows.baseAddress, Int32(D), keptRows.baseAddress, Int32(D), 0, sims.baseAddress, Int32(K))
+            pivot.withUnsafeMutableBufferPointer { p in
+                cosine.withUnsafeMutableBufferPointer { c in
+                    lookm_argmax_rows(sims.baseAddress!, n, K, p.baseAddress! + start, c.baseAddress! + start)
+                }
             }
             start += n
         }
         return (pivot, cosine)
-    }
-
-    private static func normalised(_ keys: UnsafeBufferPointer<Float>, _ D: Int, _ positions: [Int]) -> [Float] {
-        var out = [Float](repeating: 0, count: positions.count * D)
-        normalise(keys, D, positions[...], into: &out)
-        return out
-    }
-
-    private static func normalise(_ keys: UnsafeBufferPointer<Float>, _ D: Int, _ positions: ArraySlice<Int>, into out: inout [Float]) {
-        for (r, t) in positions.enumerated() {
-            var s: Float = 0
-            for d in 0..<D { let x = keys[t * D + d]; s += x * x }
-            let norm = s.squareRoot()
-            for d in 0..<D { out[r * D + d] = norm > 0 ? keys[t * D + d] / norm : 0 }
-        }
     }
 }

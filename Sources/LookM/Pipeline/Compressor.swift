@@ -39,9 +39,12 @@ public enum Compressor {
         let writer = try CacheWriter(output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
                                      codec: settings.codec, method: settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads), source: source)
         var layers: [CompressSummary.Layer] = []
+        let buffers = (key: RawBuffer(), value: RawBuffer())
+        let workspaces = Workspace.pool(threads)
         for i in 0..<s.numLayers {
             let context = LayerContext(settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
-            layers.append(try compressLayer(i, dump: dump, context: context, selector: selector, merge: merge, writer: writer, threads: threads))
+            layers.append(try compressLayer(i, dump: dump, context: context, selector: selector, merge: merge, writer: writer,
+                                            buffers: buffers, workspaces: workspaces))
             progress?(i + 1, s.numLayers)
         }
         try writer.finish()
@@ -101,24 +104,20 @@ public enum Compressor {
     }
 
     private static func compressLayer(_ i: Int, dump: DumpReader, context: LayerContext, selector: any Selector,
-                                      merge: any Merge, writer: CacheWriter, threads: Int) throws -> CompressSummary.Layer {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads
+                                      merge: any Merge, writer: CacheWriter, buffers: (key: RawBuffer, value: RawBuffer),
+                                      workspaces: [Workspace]) throws -> CompressSummary.Layer {
+        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads, threads = workspaces.count
         let layer = try dump.layer(i)
-        let input = try LayerInput(layer)
+        let input = try LayerInput(layer, buffers: buffers)
         let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
 
         if let reason = selector.copyReason(context) {
             let out = try writer.layer(i, kept: L)
-            var k = [Float](), v = [Float]()
+            let ws = workspaces[0], identity = (0..<L).map { Int32($0) }
             for g in 0..<G {
-                try input.floats(input.key, input.keyRaw, head: g, into: &k)
-                try input.floats(input.value, input.valueRaw, head: g, into: &v)
-                try k.withUnsafeBufferPointer { kb in
-                    try v.withUnsafeBufferPointer { vb in
-                        try out.write(head: g, key: kb, value: vb, position: (0..<L).map { Int32($0) },
-                                      merged: [Int32](repeating: 0, count: L), slotOf: (0..<L).map { Int32($0) })
-                    }
-                }
+                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
+                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+                try out.write(head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L), slotOf: identity)
             }
             return .init(index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot, kvBytesOut: L * bytesPerSlot)
         }
@@ -127,23 +126,21 @@ public enum Compressor {
                                 selector: type(of: selector).name, threads: threads)
 
         // Select and find pivots, every kv head in parallel.
-        let plans: [HeadPlan] = try parallelMap(G, threads) { g in
-            var k = [Float]()
-            try input.floats(input.key, input.keyRaw, head: g, into: &k)
+        let plans: [HeadPlan] = try parallelMap(G, threads) { g, worker in
+            let ws = workspaces[worker]
+            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
             let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, context.settings.gqaAgg) }
             let windowSums = input.windowSums.map { all in group.map { all[$0] } }
-            return try k.withUnsafeBufferPointer { kb in
-                let head = HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums)
-                let kept = try selector.select(head, context)
-                var isKept = [Bool](repeating: false, count: L)
-                for t in kept { isKept[t] = true }
-                var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
-                if merge.usesPivots {
-                    (plan.pivot, plan.cosine) = Similarity.pivots(keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted)
-                }
-                return plan
+            let head = HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums)
+            let kept = try selector.select(head, context)
+            var isKept = [Bool](repeating: false, count: L)
+            for t in kept { isKept[t] = true }
+            var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
+            if merge.usesPivots {
+                (plan.pivot, plan.cosine) = Similarity.pivots(keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted, workspace: ws)
             }
+            return plan
         }
         let kept = plans[0].kept.count
         guard plans.allSatisfy({ $0.kept.count == kept }) else {
@@ -152,16 +149,12 @@ public enum Compressor {
         let participants = merge.participants(plans, context)
 
         // Merge, every kv head in parallel.
-        let outputs: [MergeApplier.Output] = try parallelMap(G, threads) { g in
-            var k = [Float](), v = [Float]()
-            try input.floats(input.key, input.keyRaw, head: g, into: &k)
-            try input.floats(input.value, input.valueRaw, head: g, into: &v)
+        let outputs: [MergeApplier.Output] = try parallelMap(G, threads) { g, worker in
+            let ws = workspaces[worker]
+            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
+            let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
             let contributions = merge.contributions(plans[g], participants: participants?[g], context)
-            return k.withUnsafeBufferPointer { kb in
-                v.withUnsafeBufferPointer { vb in
-                    MergeApplier.apply(plans[g], contributions, keys: kb, values: vb, headDim: D, length: L)
-                }
-            }
+            return MergeApplier.apply(plans[g], contributions, keys: kb, values: vb, headDim: D, length: L)
         }
 
         let out = try writer.layer(i, kept: kept)
@@ -182,11 +175,11 @@ public enum Compressor {
 
     /// `body(i)` for `i in 0..<count` on worker threads; the lowest-index error wins, so failures
     /// are as deterministic as results.
-    static func parallelMap<T>(_ count: Int, _ threads: Int, _ body: @escaping (Int) throws -> T) throws -> [T] {
+    static func parallelMap<T>(_ count: Int, _ threads: Int, _ body: @escaping (_ index: Int, _ worker: Int) throws -> T) throws -> [T] {
         var results = [Result<T, Error>?](repeating: nil, count: count)
         results.withUnsafeMutableBufferPointer { buf in
             let out = UncheckedSendable(buf)
-            Parallel.forEach(count, threads: threads) { i in out.value[i] = Result { try body(i) } }
+            Parallel.forEach(count, threads: threads) { i, w in out.value[i] = Result { try body(i, w) } }
         }
         return try results.map { try $0!.get() }
     }

@@ -62,9 +62,8 @@ enum LayerAttention {
             let out = UncheckedSendable(buf)
             Parallel.forEach(H, threads: threads) { h in
                 out.value[h] = Result {
-                    var q = [Float](), k = [Float]()
-                    try input.floats(query, raw, head: h, into: &q)
-                    try input.floats(input.key, input.keyRaw, head: h / group, into: &k)
+                    let q = try input.floats(query, raw, head: h)
+                    let k = try input.floats(input.key, input.keyRaw, head: h / group)
                     return q.withUnsafeBufferPointer { qb in
                         k.withUnsafeBufferPointer { kb in body(attention, qb.baseAddress!, kb.baseAddress!) }
                     }

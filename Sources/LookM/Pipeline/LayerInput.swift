@@ -12,40 +12,63 @@ final class LayerInput: @unchecked Sendable {
     /// Column sums of the window rows per query head, when the selector is SnapKV.
     var windowSums: [[Double]]?
 
-    init(_ layer: DumpLayer) throws {
+    /// - Parameter buffers: storage for keys and values, reused from layer to layer (a fresh
+    ///   allocation per layer would page-fault a layer's worth of memory each time).
+    init(_ layer: DumpLayer, buffers: (key: RawBuffer, value: RawBuffer)) throws {
         index = layer.index
         key = layer.key
         value = layer.value
-        keyRaw = try RawHeads(layer.key)
-        valueRaw = try RawHeads(layer.value)
+        keyRaw = try RawHeads(layer.key, in: buffers.key)
+        valueRaw = try RawHeads(layer.value, in: buffers.value)
     }
 
-    /// Kv head `g`'s keys or values as Float32 (checked for NaN and infinity).
-    func floats(_ tensor: TensorReader, _ raw: RawHeads, head g: Int, into out: inout [Float]) throws {
+    /// Kv head `g`'s keys or values as Float32 (checked for NaN and infinity) in `out`.
+    @discardableResult
+    func floats(_ tensor: TensorReader, _ raw: RawHeads, head g: Int, into out: UnsafeMutableBufferPointer<Float>) throws -> UnsafeBufferPointer<Float> {
         let n = tensor.rows * tensor.rowLength
-        if out.count != n { out = [Float](repeating: 0, count: n) }
-        try out.withUnsafeMutableBufferPointer { try tensor.convert(raw.head(g), head: g, into: $0) }
+        let part = UnsafeMutableBufferPointer(rebasing: out[0..<n])
+        try tensor.convert(raw.head(g), head: g, into: part)
+        return UnsafeBufferPointer(part)
+    }
+
+    /// As above, into a new array.
+    func floats(_ tensor: TensorReader, _ raw: RawHeads, head g: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: tensor.rows * tensor.rowLength)
+        try out.withUnsafeMutableBufferPointer { _ = try floats(tensor, raw, head: g, into: $0) }
+        return out
     }
 }
 
-/// Every head of one tensor as stored, in one allocation.
+/// A growable raw allocation, kept across layers.
+final class RawBuffer: @unchecked Sendable {
+    private(set) var pointer: UnsafeMutableRawPointer?
+    private(set) var capacity = 0
+
+    func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > capacity || pointer == nil {
+            pointer?.deallocate()
+            capacity = max(bytes, 64)
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        }
+        return pointer!
+    }
+
+    deinit { pointer?.deallocate() }
+}
+
+/// Every head of one tensor as stored, read into one buffer.
 final class RawHeads: @unchecked Sendable {
     let bytesPerHead: Int
+    private let buffer: RawBuffer
     private let storage: UnsafeMutableRawPointer
 
-    init(_ tensor: TensorReader) throws {
+    init(_ tensor: TensorReader, in buffer: RawBuffer = RawBuffer()) throws {
         bytesPerHead = tensor.headBytes
         let heads = tensor.shape[0]
-        storage = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytesPerHead * heads), alignment: 64)
-        do {
-            for h in 0..<heads { try tensor.readRaw(head: h, into: storage + h * bytesPerHead) }
-        } catch {
-            storage.deallocate()
-            throw error
-        }
+        self.buffer = buffer
+        storage = buffer.reserve(bytesPerHead * heads)
+        for h in 0..<heads { try tensor.readRaw(head: h, into: storage + h * bytesPerHead) }
     }
 
     func head(_ h: Int) -> UnsafeRawPointer { UnsafeRawPointer(storage + h * bytesPerHead) }
-
-    deinit { storage.deallocate() }
 }

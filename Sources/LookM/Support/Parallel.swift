@@ -4,16 +4,21 @@ import Dispatch
 /// whose result goes to its own place, so the outcome never depends on the thread count.
 public enum Parallel {
     static func forEach(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+        forEach(count, threads: threads) { i, _ in body(i) }
+    }
+
+    /// As above, also passing the worker number (`0 ..< threads`), for per-worker scratch space.
+    static func forEach(_ count: Int, threads: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
         let workers = max(1, min(threads, count))
         if workers == 1 {
-            for i in 0..<count { body(i) }
+            for i in 0..<count { body(i, 0) }
             return
         }
         withoutActuallyEscaping(body) { body in
             let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var i = w
-                while i < count { box.value(i); i += workers }
+                while i < count { box.value(i, w); i += workers }
             }
         }
     }
