@@ -28,6 +28,7 @@ def dumps(tmp_path_factory):
         "float16": synth(d / "f16.h5", *SHAPE, "--heads", "4", "--seed", "11"),
         "bfloat16": synth(d / "bf16.h5", *SHAPE, "--heads", "4", "--seed", "12", "--dtype", "bfloat16"),
         "gqa": synth(d / "gqa.h5", *SHAPE, "--heads", "6", "--kv-heads", "2", "--seed", "13"),
+        "mqa": synth(d / "mqa.h5", *SHAPE, "--heads", "4", "--kv-heads", "1", "--seed", "14"),
     }
 
 
@@ -77,9 +78,11 @@ def test_every_selector_and_merge_matches_numpy(lookm, dumps, tmp_path, selector
 @pytest.mark.parametrize("agg", ["mean", "max", "sum"])
 @pytest.mark.parametrize("method,selector,merge", [("lookm", "text-prior", "pivot"), ("h2o", "h2o", "none"),
                                                    ("snapkv", "snapkv", "none"), ("lookm-weighted", "text-prior", "weighted")])
-def test_gqa_aggregations_match_numpy(lookm, dumps, tmp_path, agg, method, selector, merge):
-    cache = compress(dumps["gqa"], tmp_path / "c.h5", "--method", method, "--gqa-agg", agg)
-    check_against_reference(dumps["gqa"], cache, selector, merge, "float16", gqa_agg=agg)
+@pytest.mark.parametrize("grouping", ["gqa", "mqa"])
+def test_gqa_aggregations_match_numpy(lookm, dumps, tmp_path, agg, method, selector, merge, grouping):
+    """Grouped query heads (6 over 2 kv heads) and a single kv head (4 over 1)."""
+    cache = compress(dumps[grouping], tmp_path / "c.h5", "--method", method, "--gqa-agg", agg)
+    check_against_reference(dumps[grouping], cache, selector, merge, "float16", gqa_agg=agg)
     with h5py.File(cache, "r") as c:
         assert json.loads(c.attrs["method"])["gqa_agg"] == agg
 
