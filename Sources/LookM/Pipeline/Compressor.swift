@@ -106,12 +106,15 @@ public enum Compressor {
     private static func compressLayer(_ i: Int, dump: DumpReader, context: LayerContext, selector: any Selector,
                                       merge: any Merge, writer: CacheWriter, buffers: (key: RawBuffer, value: RawBuffer),
                                       workspaces: [Workspace]) throws -> CompressSummary.Layer {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads, threads = workspaces.count
+        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads
         let layer = try dump.layer(i)
         let input = try LayerInput(layer, buffers: buffers)
         let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
+        let result = try LayerCompressor(selector: selector, merge: merge)
+            .run(input, layer: layer, dump: dump, context: context, workspaces: workspaces)
 
-        if let reason = selector.copyReason(context) {
+        switch result {
+        case .copied(let reason):
             let out = try writer.layer(i, kept: L)
             let ws = workspaces[0], identity = (0..<L).map { Int32($0) }
             for g in 0..<G {
@@ -120,57 +123,18 @@ public enum Compressor {
                 try out.write(head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L), slotOf: identity)
             }
             return .init(index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot, kvBytesOut: L * bytesPerSlot)
-        }
-
-        try LayerAttention.load(selector.need(context), into: input, from: layer, dump: dump,
-                                selector: type(of: selector).name, threads: threads)
-
-        // Select and find pivots, every kv head in parallel.
-        let plans: [HeadPlan] = try parallelMap(G, threads) { g, worker in
-            let ws = workspaces[worker]
-            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-            let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
-            let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, context.settings.gqaAgg) }
-            let windowSums = input.windowSums.map { all in group.map { all[$0] } }
-            let head = HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums)
-            let kept = try selector.select(head, context)
-            var isKept = [Bool](repeating: false, count: L)
-            for t in kept { isKept[t] = true }
-            var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
-            if merge.usesPivots {
-                (plan.pivot, plan.cosine) = Similarity.pivots(keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted, workspace: ws)
-            }
-            return plan
-        }
-        let kept = plans[0].kept.count
-        guard plans.allSatisfy({ $0.kept.count == kept }) else {
-            throw LookMError(.other, "internal: kv heads of layer \(i) kept different counts")
-        }
-        let participants = merge.participants(plans, context)
-
-        // Merge, every kv head in parallel.
-        let outputs: [MergeApplier.Output] = try parallelMap(G, threads) { g, worker in
-            let ws = workspaces[worker]
-            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-            let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-            let contributions = merge.contributions(plans[g], participants: participants?[g], context)
-            return MergeApplier.apply(plans[g], contributions, keys: kb, values: vb, headDim: D, length: L)
-        }
-
-        let out = try writer.layer(i, kept: kept)
-        var merged = 0, dropped = 0
-        for g in 0..<G {
-            let o = outputs[g]
-            try o.keys.withUnsafeBufferPointer { kb in
-                try o.values.withUnsafeBufferPointer { vb in
-                    try out.write(head: g, key: kb, value: vb, position: plans[g].kept.map { Int32($0) }, merged: o.merged, slotOf: o.slotOf)
+        case .compressed(let kept, let heads):
+            let out = try writer.layer(i, kept: kept)
+            for (g, h) in heads.enumerated() {
+                try h.keys.withUnsafeBufferPointer { kb in
+                    try h.values.withUnsafeBufferPointer { vb in
+                        try out.write(head: g, key: kb, value: vb, position: h.position, merged: h.merged, slotOf: h.slotOf)
+                    }
                 }
             }
-            merged += o.merged.reduce(0) { $0 + Int($1) }
-            dropped += o.slotOf.lazy.filter { $0 < 0 }.count
+            return .init(index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
+                         dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
         }
-        return .init(index: i, kept: kept, copied: nil, merged: merged, dropped: dropped,
-                     kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
     }
 
     /// `body(i)` for `i in 0..<count` on worker threads; the lowest-index error wins, so failures
