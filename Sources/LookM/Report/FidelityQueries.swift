@@ -1,0 +1,44 @@
+/// The queries fidelity is measured with, per query head: `probe_query` (decode-time queries, see
+/// every prompt position), else the last prompt queries of `query` (causal), else none (mass
+/// recall then comes from `attn_score`).
+struct FidelityQueries {
+    let source: QuerySource
+    /// Per query head: `count x headDim` rows.
+    let rows: [[Float]]
+    /// Position of each row (`Int.max` for probes).
+    let positions: [Int]
+    /// Per query head, when `source == .scores`.
+    let scores: [[Float]]
+
+    static func load(_ layer: DumpLayer, _ dump: DumpReader) throws -> FidelityQueries {
+        let H = dump.shape.numHeads, L = dump.shape.seqLen
+        if let probes = layer.probeQuery {
+            return FidelityQueries(source: .probe, rows: try (0..<H).map { try probes.read(head: $0) },
+                                   positions: [Int](repeating: Int.max, count: probes.rows), scores: [])
+        }
+        if let query = layer.query {
+            let n = min(Fidelity.promptQueries, L)
+            let rows = try (0..<H).map { h -> [Float] in
+                var out = [Float](repeating: 0, count: n * dump.shape.headDim)
+                try out.withUnsafeMutableBufferPointer { try query.read(head: h, rows: (L - n)..<L, into: $0) }
+                return out
+            }
+            return FidelityQueries(source: .prompt, rows: rows, positions: Array((L - n)..<L), scores: [])
+        }
+        if let scores = layer.attnScore {
+            return FidelityQueries(source: .scores, rows: [], positions: [], scores: try (0..<H).map { try scores.read(head: $0) })
+        }
+        throw dump.file.site.error(Layout.layer(layer.index), "has neither probe_query, query nor attn_score: fidelity cannot be measured; report without --reference for the memory part")
+    }
+
+    /// Fidelity of query head `h` against its kv head's full keys/values and compressed head.
+    func measure(head h: Int, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim: Int,
+                 scale: Double, compressed: LayerCompressor.Head) -> HeadFidelity {
+        switch source {
+        case .scores: return Fidelity.measure(scores: scores[h], head: compressed)
+        case .probe, .prompt:
+            return Fidelity.measure(queries: rows[h], positions: positions, keys: keys, values: values,
+                                    headDim: headDim, scale: scale, head: compressed)
+        }
+    }
+}

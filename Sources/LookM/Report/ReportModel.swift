@@ -1,0 +1,191 @@
+/// `lookm report` and `lookm sweep` results. The JSON forms are documented in docs/report.md and
+/// versioned by `report_version`; keys are snake_case.
+public let reportVersion = 1
+
+/// A statistic over (layer, head) cells: its mean, its worst value and where that is.
+public struct Statistic: Codable, Sendable, Equatable {
+    public var mean: Double
+    public var worst: Double
+    public var worstLayer: Int
+    public var worstHead: Int
+    enum CodingKeys: String, CodingKey { case mean, worst, worstLayer = "worst_layer", worstHead = "worst_head" }
+}
+
+/// Fidelity of one (layer, query head) cell, or a layer's mean over its heads.
+public struct FidelityRow: Codable, Sendable {
+    public var layer: Int
+    /// Query head; nil in per-layer rows.
+    public var head: Int?
+    public var outputError: Double?
+    public var outputCosine: Double?
+    public var recallKept: Double
+    public var recallMerged: Double
+    public var recall: Double { recallKept + recallMerged }
+    enum CodingKeys: String, CodingKey {
+        case layer, head, recall
+        case outputError = "output_error", outputCosine = "output_cosine", recallKept = "recall_kept", recallMerged = "recall_merged"
+    }
+    public init(layer: Int, head: Int?, outputError: Double?, outputCosine: Double?, recallKept: Double, recallMerged: Double) {
+        self.layer = layer; self.head = head; self.outputError = outputError; self.outputCosine = outputCosine
+        self.recallKept = recallKept; self.recallMerged = recallMerged
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layer = try c.decode(Int.self, forKey: .layer); head = try c.decodeIfPresent(Int.self, forKey: .head)
+        outputError = try c.decodeIfPresent(Double.self, forKey: .outputError)
+        outputCosine = try c.decodeIfPresent(Double.self, forKey: .outputCosine)
+        recallKept = try c.decode(Double.self, forKey: .recallKept); recallMerged = try c.decode(Double.self, forKey: .recallMerged)
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(layer, forKey: .layer); try c.encodeIfPresent(head, forKey: .head)
+        try c.encodeIfPresent(outputError, forKey: .outputError); try c.encodeIfPresent(outputCosine, forKey: .outputCosine)
+        try c.encode(recallKept, forKey: .recallKept); try c.encode(recallMerged, forKey: .recallMerged)
+        try c.encode(recall, forKey: .recall)
+    }
+}
+
+/// Fidelity over a whole cache.
+public struct FidelitySummary: Codable, Sendable {
+    public var querySource: QuerySource
+    public var outputError: Statistic?
+    public var outputCosine: Statistic?
+    public var recall: Statistic
+    public var recallKept: Double
+    public var recallMerged: Double
+    /// Relative L2 shift of merged slots' keys and values from their original rows.
+    public var keyShift: Statistic?
+    public var valueShift: Statistic?
+    public var layers: [FidelityRow]
+    public var heads: [FidelityRow]
+    enum CodingKeys: String, CodingKey {
+        case recall, layers, heads
+        case querySource = "query_source", outputError = "output_error", outputCosine = "output_cosine"
+        case recallKept = "recall_kept", recallMerged = "recall_merged", keyShift = "key_shift", valueShift = "value_shift"
+    }
+}
+
+/// Collects per-cell fidelity while layers stream by, and summarises at the end.
+struct FidelityAccumulator {
+    var source: QuerySource = .scores
+    private(set) var heads: [FidelityRow] = []
+    private var keyShifts: [(layer: Int, head: Int, sum: Double, max: Double, count: Int)] = []
+    private var valueShifts: [(layer: Int, head: Int, sum: Double, max: Double, count: Int)] = []
+
+    mutating func add(layer: Int, head: Int, _ f: HeadFidelity) {
+        heads.append(FidelityRow(layer: layer, head: head, outputError: f.outputError, outputCosine: f.outputCosine,
+                                 recallKept: f.recallKept, recallMerged: f.recallMerged))
+    }
+
+    mutating func addShift(layer: Int, kvHead: Int, _ s: (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)) {
+        guard s.count > 0 else { return }
+        keyShifts.append((layer, kvHead, s.key.sum, s.key.max, s.count))
+        valueShifts.append((layer, kvHead, s.value.sum, s.value.max, s.count))
+    }
+
+    func summary() -> FidelitySummary {
+        func stat(_ values: [(Double, Int, Int)], worstIsMax: Bool) -> Statistic? {
+            guard !values.isEmpty else { return nil }
+            let mean = values.reduce(0) { $0 + $1.0 } / Double(values.count)
+            // The first worst cell in (layer, head) order, so ties report deterministically.
+            let worst = values.dropFirst().reduce(values[0]) { best, x in (worstIsMax ? x.0 > best.0 : x.0 < best.0) ? x : best }
+            return Statistic(mean: mean, worst: worst.0, worstLayer: worst.1, worstHead: worst.2)
+        }
+        let err = heads.compactMap { r in r.outputError.map { ($0, r.layer, r.head ?? 0) } }
+        let cos = heads.compactMap { r in r.outputCosine.map { ($0, r.layer, r.head ?? 0) } }
+        let rec = heads.map { ($0.recall, $0.layer, $0.head ?? 0) }
+        func shiftStat(_ s: [(layer: Int, head: Int, sum: Double, max: Double, count: Int)]) -> Statistic? {
+            guard !s.isEmpty else { return nil }
+            let n = s.reduce(0) { $0 + $1.count }
+            let worst = s.max { $0.max < $1.max }!
+            return Statistic(mean: s.reduce(0) { $0 + $1.sum } / Double(n), worst: worst.max, worstLayer: worst.layer, worstHead: worst.head)
+        }
+        var layers: [FidelityRow] = []
+        for layer in Set(heads.map(\.layer)).sorted() {
+            let rows = heads.filter { $0.layer == layer }
+            let n = Double(rows.count)
+            func mean(_ k: KeyPath<FidelityRow, Double?>) -> Double? {
+                let v = rows.compactMap { $0[keyPath: k] }
+                return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+            }
+            layers.append(FidelityRow(layer: layer, head: nil, outputError: mean(\.outputError), outputCosine: mean(\.outputCosine),
+                                      recallKept: rows.reduce(0) { $0 + $1.recallKept } / n,
+                                      recallMerged: rows.reduce(0) { $0 + $1.recallMerged } / n))
+        }
+        let n = Double(max(heads.count, 1))
+        return FidelitySummary(
+            querySource: source, outputError: stat(err, worstIsMax: true), outputCosine: stat(cos, worstIsMax: false),
+            recall: stat(rec, worstIsMax: false) ?? Statistic(mean: 0, worst: 0, worstLayer: 0, worstHead: 0),
+            recallKept: heads.reduce(0) { $0 + $1.recallKept } / n, recallMerged: heads.reduce(0) { $0 + $1.recallMerged } / n,
+            keyShift: shiftStat(keyShifts), valueShift: shiftStat(valueShifts), layers: layers, heads: heads)
+    }
+}
+
+/// The memory part of a report, from the cache alone.
+public struct MemoryRow: Codable, Sendable {
+    public var layer: Int?
+    /// Slots per kv head (mean over layers in the total row).
+    public var kept: Double
+    /// Kept slots per kv head holding text and non-text tokens.
+    public var keptText: Double
+    public var keptImage: Double
+    /// Evicted tokens folded into slots, and positions accounted to no slot, over kv heads.
+    public var merged: Int
+    public var dropped: Int
+    public var kvBytesOriginal: Int
+    public var kvBytesCache: Int
+    public var kvBytesDisk: Int
+    public var savedPercent: Double { kvBytesOriginal == 0 ? 0 : 100 * Double(kvBytesOriginal - kvBytesCache) / Double(kvBytesOriginal) }
+    public var ratio: Double { kvBytesCache == 0 ? 0 : Double(kvBytesOriginal) / Double(kvBytesCache) }
+
+    enum CodingKeys: String, CodingKey {
+        case layer, kept, merged, dropped, ratio
+        case keptText = "kept_text", keptImage = "kept_image", kvBytesOriginal = "kv_bytes_original"
+        case kvBytesCache = "kv_bytes_cache", kvBytesDisk = "kv_bytes_disk", savedPercent = "saved_percent"
+    }
+    public init(layer: Int?, kept: Double, keptText: Double, keptImage: Double, merged: Int, dropped: Int,
+                kvBytesOriginal: Int, kvBytesCache: Int, kvBytesDisk: Int) {
+        self.layer = layer; self.kept = kept; self.keptText = keptText; self.keptImage = keptImage; self.merged = merged
+        self.dropped = dropped; self.kvBytesOriginal = kvBytesOriginal; self.kvBytesCache = kvBytesCache; self.kvBytesDisk = kvBytesDisk
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layer = try c.decodeIfPresent(Int.self, forKey: .layer); kept = try c.decode(Double.self, forKey: .kept)
+        keptText = try c.decode(Double.self, forKey: .keptText); keptImage = try c.decode(Double.self, forKey: .keptImage)
+        merged = try c.decode(Int.self, forKey: .merged); dropped = try c.decode(Int.self, forKey: .dropped)
+        kvBytesOriginal = try c.decode(Int.self, forKey: .kvBytesOriginal); kvBytesCache = try c.decode(Int.self, forKey: .kvBytesCache)
+        kvBytesDisk = try c.decode(Int.self, forKey: .kvBytesDisk)
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(layer, forKey: .layer); try c.encode(kept, forKey: .kept)
+        try c.encode(keptText, forKey: .keptText); try c.encode(keptImage, forKey: .keptImage)
+        try c.encode(merged, forKey: .merged); try c.encode(dropped, forKey: .dropped)
+        try c.encode(kvBytesOriginal, forKey: .kvBytesOriginal); try c.encode(kvBytesCache, forKey: .kvBytesCache)
+        try c.encode(kvBytesDisk, forKey: .kvBytesDisk); try c.encode(savedPercent, forKey: .savedPercent); try c.encode(ratio, forKey: .ratio)
+    }
+
+    static func total(_ rows: [MemoryRow]) -> MemoryRow {
+        let n = Double(max(rows.count, 1))
+        return MemoryRow(layer: nil, kept: rows.reduce(0) { $0 + $1.kept } / n, keptText: rows.reduce(0) { $0 + $1.keptText } / n,
+                         keptImage: rows.reduce(0) { $0 + $1.keptImage } / n, merged: rows.reduce(0) { $0 + $1.merged },
+                         dropped: rows.reduce(0) { $0 + $1.dropped }, kvBytesOriginal: rows.reduce(0) { $0 + $1.kvBytesOriginal },
+                         kvBytesCache: rows.reduce(0) { $0 + $1.kvBytesCache }, kvBytesDisk: rows.reduce(0) { $0 + $1.kvBytesDisk })
+    }
+}
+
+/// `lookm report`.
+public struct Report: Codable, Sendable {
+    public var reportVersion = LookM.reportVersion
+    public var cache: String
+    public var reference: String?
+    public var method: JSONValue
+    public var seqLen: Int
+    public var memory: MemoryRow
+    public var layers: [MemoryRow]
+    public var fidelity: FidelitySummary?
+    enum CodingKeys: String, CodingKey {
+        case cache, reference, method, memory, layers, fidelity
+        case reportVersion = "report_version", seqLen = "seq_len"
+    }
+}

@@ -1,0 +1,74 @@
+/// `lookm report`: what a cache saved (from the cache alone) and, with its reference dump, what it
+/// cost (attention-output error, mass recall, merge shifts), streaming both files layer by layer.
+public enum Reporter {
+    public static func report(cache cacheFile: InputFile, reference: InputFile?, threads: Int) throws -> Report {
+        BLAS.configure()
+        let cache = try CacheReader(path: cacheFile.path, displayName: cacheFile.displayName)
+        let dump = try reference.map { try DumpReader(path: $0.path, displayName: $0.displayName) }
+        if let dump { try requireMatch(cache, dump) }
+        let s = cache.shape, G = s.numKVHeads, D = s.headDim, L = s.seqLen, elem = cache.elementType.byteSize
+        var rows: [MemoryRow] = []
+        var fidelity = FidelityAccumulator()
+        let workspaces = Workspace.pool(threads)
+        let buffers = (key: RawBuffer(), value: RawBuffer())
+        for i in 0..<s.numLayers {
+            let layer = try cache.layer(i)
+            var heads: [LayerCompressor.Head] = []
+            for g in 0..<G {
+                let slots = try layer.slots(head: g)
+                heads.append(LayerCompressor.Head(position: slots.position, keys: try layer.key.read(head: g),
+                                                  values: try layer.value.read(head: g), merged: slots.merged, slotOf: slots.slotOf))
+            }
+            let text = heads.reduce(0) { acc, h in acc + h.position.lazy.filter { cache.tokens.modality[Int($0)] == .text }.count }
+            rows.append(MemoryRow(layer: i, kept: Double(layer.kept), keptText: Double(text) / Double(G),
+                                  keptImage: Double(layer.kept * G - text) / Double(G),
+                                  merged: heads.reduce(0) { $0 + $1.mergedCount }, dropped: heads.reduce(0) { $0 + $1.droppedCount },
+                                  kvBytesOriginal: 2 * G * L * D * elem, kvBytesCache: 2 * G * layer.kept * D * elem,
+                                  kvBytesDisk: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes))
+            if let dump {
+                let dumpLayer = try dump.layer(i)
+                let input = try LayerInput(dumpLayer, buffers: buffers)
+                try measure(layer: i, input: input, queries: try FidelityQueries.load(dumpLayer, dump), heads: heads,
+                            dump: dump, workspaces: workspaces, into: &fidelity)
+            }
+        }
+        return Report(cache: cache.name, reference: dump?.name, method: JSONValue.parse(cache.method) ?? .string(cache.method),
+                      seqLen: L, memory: MemoryRow.total(rows), layers: rows, fidelity: dump == nil ? nil : fidelity.summary())
+    }
+
+    /// Fidelity of one layer's compressed heads against the dump's, every kv head in parallel.
+    static func measure(layer i: Int, input: LayerInput, queries: FidelityQueries, heads: [LayerCompressor.Head], dump: DumpReader,
+                        workspaces: [Workspace], into acc: inout FidelityAccumulator) throws {
+        let s = dump.shape, L = s.seqLen, D = s.headDim, group = s.groupSize
+        acc.source = queries.source
+        let scale = dump.attnScale
+        let results = try Compressor.parallelMap(s.numKVHeads, workspaces.count) { g, worker -> ([HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)) in
+            let ws = workspaces[worker]
+            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
+            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+            let perQuery = (g * group ..< (g + 1) * group).map { h in
+                queries.measure(head: h, keys: k, values: v, headDim: D, scale: scale, compressed: heads[g])
+            }
+            return (perQuery, Fidelity.shift(head: heads[g], keys: k, values: v, D: D))
+        }
+        for (g, r) in results.enumerated() {
+            for (j, f) in r.0.enumerated() { acc.add(layer: i, head: g * group + j, f) }
+            acc.addShift(layer: i, kvHead: g, r.1)
+        }
+    }
+
+    /// A reference must be the dump the cache came from: same shapes and token table.
+    static func requireMatch(_ cache: CacheReader, _ dump: DumpReader) throws {
+        guard cache.shape == dump.shape else {
+            let a = cache.shape, b = dump.shape
+            throw LookMError.invalid(dump.name, nil, "does not match the cache \(cache.name): layers/heads/kv heads/head_dim/seq_len "
+                + "\(b.numLayers)/\(b.numHeads)/\(b.numKVHeads)/\(b.headDim)/\(b.seqLen) against \(a.numLayers)/\(a.numHeads)/\(a.numKVHeads)/\(a.headDim)/\(a.seqLen); pass the dump the cache was made from")
+        }
+        guard cache.tokens.modality == dump.tokens.modality else {
+            throw LookMError.invalid(dump.name, Layout.modality, "differs from the cache \(cache.name)'s token table; pass the dump the cache was made from")
+        }
+        guard cache.elementType == dump.elementType else {
+            throw LookMError.invalid(dump.name, nil, "holds \(dump.elementType.rawValue) tensors, the cache \(cache.name) \(cache.elementType.rawValue); pass the dump the cache was made from")
+        }
+    }
+}
