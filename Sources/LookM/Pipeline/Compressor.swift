@@ -106,17 +106,22 @@ public enum Compressor {
     private static func compressLayer(_ i: Int, dump: DumpReader, context: LayerContext, selector: any Selector,
                                       merge: any Merge, writer: CacheWriter, buffers: (key: RawBuffer, value: RawBuffer),
                                       workspaces: [Workspace]) throws -> CompressSummary.Layer {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads
         let layer = try dump.layer(i)
         let input = try LayerInput(layer, buffers: buffers)
-        let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
         let result = try LayerCompressor(selector: selector, merge: merge)
             .run(input, layer: layer, dump: dump, context: context, workspaces: workspaces)
+        return try writeLayer(result, layer: i, input: input, dump: dump, to: writer, workspace: workspaces[0])
+    }
 
+    /// Writes one layer's result: its compressed heads, or the layer unchanged.
+    static func writeLayer(_ result: LayerCompressor.Result, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
+                      workspace ws: Workspace) throws -> CompressSummary.Layer {
+        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads
+        let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
         switch result {
         case .copied(let reason):
             let out = try writer.layer(i, kept: L)
-            let ws = workspaces[0], identity = (0..<L).map { Int32($0) }
+            let identity = (0..<L).map { Int32($0) }
             for g in 0..<G {
                 let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
                 let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))

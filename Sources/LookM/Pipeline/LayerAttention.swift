@@ -10,6 +10,10 @@ enum LayerAttention {
         switch need {
         case .none:
             return
+        case .scores where input.scores != nil:
+            return   // loaded for an earlier setting of the same layer (sweep)
+        case .windowRows(let rows) where input.windowSums != nil && input.windowSumRows == rows:
+            return
         case .scores:
             if let scores = layer.attnScore {
                 input.scores = try (0..<dump.shape.numHeads).map { try scores.read(head: $0) }
@@ -23,6 +27,7 @@ enum LayerAttention {
                 throw dump.file.site.error(Layout.layer(layer.index), "\(selector) needs \(Layout.layer(layer.index, .attnScore)) or \(Layout.layer(layer.index, .query)), and this dump has neither; methods that need no attention: \(attentionFree)")
             }
         case .windowRows(let rows):
+            input.windowSumRows = rows
             let L = dump.shape.seqLen
             if let w = layer.windowAttn, w.rows >= rows {
                 // The last `rows` rows of each query head, summed per column in Double.

@@ -9,8 +9,9 @@ final class LayerInput: @unchecked Sendable {
     let valueRaw: RawHeads
     /// Accumulated attention per query head, when the selector uses scores.
     var scores: [[Float]]?
-    /// Column sums of the window rows per query head, when the selector is SnapKV.
+    /// Column sums of the window rows per query head, when the selector is SnapKV, and how many rows.
     var windowSums: [[Double]]?
+    var windowSumRows = 0
 
     /// - Parameter buffers: storage for keys and values, reused from layer to layer (a fresh
     ///   allocation per layer would page-fault a layer's worth of memory each time).

@@ -1,0 +1,139 @@
+/// `lookm sweep`: many (method, budget) settings on one dump, reading each layer once for all of
+/// them, measuring each against the dump in memory (no cache written unless asked).
+public struct SweepRow: Codable, Sendable {
+    public var method: String
+    public var budget: Double
+    /// Kept tokens over prompt tokens, over all layers (copied layers count as fully kept).
+    public var keptFraction: Double
+    public var savedPercent: Double
+    public var copiedLayers: Int
+    public var outputError: Statistic?
+    public var outputCosine: Statistic?
+    public var recall: Statistic
+    public var recallKept: Double
+    public var recallMerged: Double
+    /// Where `--keep-caches` wrote this setting's cache.
+    public var cache: String?
+    enum CodingKeys: String, CodingKey {
+        case method, budget, recall, cache
+        case keptFraction = "kept_fraction", savedPercent = "saved_percent", copiedLayers = "copied_layers"
+        case outputError = "output_error", outputCosine = "output_cosine", recallKept = "recall_kept", recallMerged = "recall_merged"
+    }
+}
+
+public struct SweepResult: Codable, Sendable {
+    public var reportVersion = LookM.reportVersion
+    public var dump: String
+    public var querySource: QuerySource
+    public var rows: [SweepRow]
+    enum CodingKeys: String, CodingKey { case dump, rows, reportVersion = "report_version", querySource = "query_source" }
+}
+
+public enum Sweeper {
+    public static let defaultMethods = ["lookm", "lookm-avg", "lookm-weighted", "h2o", "snapkv", "streaming", "random"]
+    public static let defaultBudgets = [0.05, 0.1, 0.2, 0.5]
+
+    /// Resolves every (method, budget) pair up front, so a bad name fails before any work.
+    public static func settings(methods: [String], budgets: [Double], codec: Codec) throws -> [(String, Double, CompressionSettings)] {
+        guard !methods.isEmpty, !budgets.isEmpty else { throw LookMError.usage("give at least one method and one budget") }
+        return try methods.flatMap { m in
+            try budgets.map { b in
+                (m, b, try CompressionSettings.resolve(method: m, selector: nil, merge: nil, variant: .paper, hhRatio: nil, recentRatio: nil,
+                                                       budget: b, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: codec))
+            }
+        }
+    }
+
+    public static func run(dump input: InputFile, settings: [(String, Double, CompressionSettings)], threads: Int,
+                           keepCaches: String? = nil, force: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> SweepResult {
+        BLAS.configure()
+        let dump = try DumpReader(path: input.path, displayName: input.displayName)
+        let s = dump.shape
+        let workspaces = Workspace.pool(threads)
+        let buffers = (key: RawBuffer(), value: RawBuffer())
+        var accumulators = [FidelityAccumulator](repeating: FidelityAccumulator(), count: settings.count)
+        var kept = [Int](repeating: 0, count: settings.count), copied = kept
+        let stem = AtomicOutput.split(input.path).base.replacingSuffix(".h5")
+        let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.0)-b\($0.1).lookm.h5" } }
+        let writers = try paths.map { paths in
+            try zip(settings, paths).map { setting, path in
+                try CacheWriter(output: try AtomicOutput(finalPath: path, force: force, inputs: [input.path]), shape: s, model: dump.model,
+                                tokens: dump.tokens, elementType: dump.elementType, codec: setting.2.codec,
+                                method: setting.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
+                                source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base))
+            }
+        }
+        var source = QuerySource.scores
+        for i in 0..<s.numLayers {
+            let layer = try dump.layer(i)
+            let input = try LayerInput(layer, buffers: buffers)
+            let queries = try FidelityQueries.load(layer, dump)
+            source = queries.source
+            for (n, setting) in settings.enumerated() {
+                let settings = setting.2
+                let context = LayerContext(settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+                let result = try LayerCompressor(selector: SelectorRegistry.selector(named: settings.selector)!,
+                                                 merge: MergeRegistry.merge(named: settings.merge)!)
+                    .run(input, layer: layer, dump: dump, context: context, workspaces: workspaces)
+                switch result {
+                case .copied:
+                    kept[n] += s.seqLen
+                    copied[n] += 1
+                    for h in 0..<s.numHeads {
+                        accumulators[n].add(layer: i, head: h, HeadFidelity(outputError: queries.source == .scores ? nil : 0,
+                                                                             outputCosine: queries.source == .scores ? nil : 1,
+                                                                             recallKept: 1, recallMerged: 0))
+                    }
+                    accumulators[n].source = queries.source
+                case .compressed(let k, let heads):
+                    kept[n] += k
+                    try Reporter.measure(layer: i, input: input, queries: queries, heads: heads, dump: dump,
+                                         workspaces: workspaces, into: &accumulators[n])
+                }
+                if let writers { _ = try Compressor.writeLayer(result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0]) }
+            }
+            progress?(i + 1, s.numLayers)
+        }
+        for w in writers ?? [] { try w.finish() }
+        let total = Double(s.seqLen * s.numLayers)
+        let rows = settings.enumerated().map { n, setting -> SweepRow in
+            let f = accumulators[n].summary()
+            return SweepRow(method: setting.0, budget: setting.1, keptFraction: Double(kept[n]) / total,
+                            savedPercent: 100 * (1 - Double(kept[n]) / total), copiedLayers: copied[n], outputError: f.outputError,
+                            outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
+                            cache: paths?[n])
+        }
+        return SweepResult(dump: dump.name, querySource: source, rows: rows)
+    }
+}
+
+extension SweepResult {
+    public func render(_ format: OutputFormat) throws -> String {
+        if format == .json { return try JSONOutput.encode(self) }
+        var t = TextTable(["method", "budget", "kept", "saved_percent", "output_error", "output_error_worst", "output_cosine",
+                           "recall", "recall_worst", "recall_kept", "recall_merged"])
+        for r in rows {
+            t.add([r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1), cell(r.outputError?.mean),
+                   cell(r.outputError?.worst), cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recall.worst),
+                   cell(r.recallKept), cell(r.recallMerged)])
+        }
+        return format == .csv ? t.csv : t.text
+    }
+
+    /// Memory against fidelity, one curve per method: output error (or, without queries, the mass
+    /// not recalled) against the share of K/V memory kept.
+    public var plot: SVGPlot {
+        let useError = rows.contains { $0.outputError != nil }
+        var order: [String] = []
+        for r in rows where !order.contains(r.method) { order.append(r.method) }
+        let series = order.map { m in
+            SVGPlot.Series(name: m, points: rows.filter { $0.method == m }.map { ($0.keptFraction, useError ? ($0.outputError?.mean ?? 0) : 1 - $0.recall.mean) })
+        }
+        return SVGPlot(title: "\(dump): memory vs fidelity", xLabel: "share of K/V memory kept",
+                       yLabel: useError ? "attention-output error (mean relative L2)" : "attention mass lost", series: series)
+    }
+}
+
+extension String {
+    func replacingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import LookM
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Compare methods and budgets on one dump: memory kept against fidelity.",
+        discussion: """
+            Runs every --methods x --budgets setting (a budget keeps floor(L*B) tokens, split 1:1, so \
+            every method keeps the same number) reading each layer once, and prints one row per \
+            setting: kept share, memory saved, attention-output error and cosine, mass recall. No \
+            cache is written unless --keep-caches DIR. --plot draws memory against fidelity per method.
+            """)
+
+    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin.", valueName: "dump"))
+    var dump: String
+
+    @Option(help: "Comma-separated methods of method.md section 5.")
+    var methods = Sweeper.defaultMethods.joined(separator: ",")
+    @Option(help: "Comma-separated budgets (shares of the prompt to keep).")
+    var budgets = Sweeper.defaultBudgets.map { "\($0)" }.joined(separator: ",")
+    @Option(help: "table, json or csv.") var format: OutputFormat = .table
+    @Option(help: ArgumentHelp("Also draw memory against fidelity per method as an SVG.", valueName: "file.svg")) var plot: String?
+    @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); results are the same for any value.") var jobs: Int?
+    @Option(name: .customLong("keep-caches"), help: ArgumentHelp("Also write every setting's cache into this directory.", valueName: "dir"))
+    var keepCaches: String?
+    @Flag(help: "With --keep-caches: replace existing caches.") var force = false
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs \(jobs): must be at least 1") }
+    }
+
+    func run() throws {
+        let budgetValues = try budgets.split(separator: ",").map { text -> Double in
+            guard let b = Double(text.trimmingCharacters(in: .whitespaces)) else {
+                throw LookMError.usage("--budgets: '\(text)' is not a number; e.g. --budgets 0.05,0.1,0.2")
+            }
+            return b
+        }
+        let settings = try Sweeper.settings(methods: methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+                                            budgets: budgetValues, codec: .zstd(level: 3))
+        let progress = Progress("sweep: layer")
+        let result = try Sweeper.run(dump: try InputFile(dump), settings: settings, threads: jobs ?? Parallel.defaultThreads,
+                                     keepCaches: keepCaches, force: force) { progress.update($0, of: $1) }
+        progress.finish()
+        if let plot { try result.plot.write(to: plot) }
+        print(try result.render(format))
+    }
+}
