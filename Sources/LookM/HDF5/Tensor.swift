@@ -27,6 +27,19 @@ enum ElementConversion {
     }
 }
 
+extension ElementConversion {
+    /// Rounds to `type` and back: what storing and reloading as `type` gives.
+    static func round(_ x: inout [Float], to type: ElementType) {
+        guard type != .float32, !x.isEmpty else { return }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: x.count * type.byteSize, alignment: 16)
+        defer { raw.deallocate() }
+        x.withUnsafeMutableBufferPointer { buf in
+            fromFloat(buf.baseAddress!, type, raw, buf.count)
+            toFloat(raw, type, buf.baseAddress!, buf.count)
+        }
+    }
+}
+
 /// Reusable raw byte buffer: one per tensor stream, so reading head after head allocates nothing.
 final class ScratchBuffer {
     private(set) var pointer: UnsafeMutableRawPointer?

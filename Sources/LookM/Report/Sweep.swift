@@ -85,8 +85,13 @@ public enum Sweeper {
                                                                              recallKept: 1, recallMerged: 0))
                     }
                     accumulators[n].source = queries.source
-                case .compressed(let k, let heads):
+                case .compressed(let k, var heads):
                     kept[n] += k
+                    // Measured as a cache would hold them: rounded to the dump's element type.
+                    for g in heads.indices {
+                        ElementConversion.round(&heads[g].keys, to: dump.elementType)
+                        ElementConversion.round(&heads[g].values, to: dump.elementType)
+                    }
                     try Reporter.measure(layer: i, input: input, queries: queries, heads: heads, dump: dump,
                                          workspaces: workspaces, into: &accumulators[n])
                 }

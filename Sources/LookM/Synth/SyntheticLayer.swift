@@ -98,14 +98,6 @@ struct SyntheticLayer {
 
     /// Rounds to the dump's element type and back, so that what is stored is what scores see.
     private func round(_ x: inout [Float]) {
-        let type = options.dtype
-        guard type != .float32 else { return }
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: x.count * type.byteSize, alignment: 16)
-        defer { raw.deallocate() }
-        x.withUnsafeMutableBufferPointer { buf in
-            guard let base = buf.baseAddress else { return }
-            ElementConversion.fromFloat(base, type, raw, buf.count)
-            ElementConversion.toFloat(raw, type, base, buf.count)
-        }
+        ElementConversion.round(&x, to: options.dtype)
     }
 }
