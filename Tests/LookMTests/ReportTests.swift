@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+@testable import LookM
+
+@Suite struct ReportTests {
+    @Test func massSharesSplitKeptMergedAndDropped() {
+        // Positions 0..3; slot 0 holds position 0, slot 1 holds position 2; 1 merged into slot 0; 3 dropped.
+        let s = Fidelity.massShares([0.4, 0.3, 0.2, 0.1], slotOf: [0, 0, 1, -1], position: [0, 2])
+        #expect(abs(s.kept - 0.6) < 1e-12 && abs(s.merged - 0.3) < 1e-12)
+    }
+
+    @Test func fullCacheHasNoErrorAndPerfectRecall() {
+        let keys: [Float] = [1, 0, 0, 1, 1, 1], values: [Float] = [1, 2, 3, 4, 5, 6]
+        let head = LayerCompressor.Head(position: [0, 1, 2], keys: keys, values: values, merged: [0, 0, 0], slotOf: [0, 1, 2])
+        let f = keys.withUnsafeBufferPointer { k in
+            values.withUnsafeBufferPointer { v in
+                Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], keys: k, values: v, headDim: 2, scale: 0.7, head: head)
+            }
+        }
+        #expect(f.outputError == 0 && abs(f.outputCosine! - 1) < 1e-12 && f.recallKept == 1 && f.recallMerged == 0)
+    }
+
+    @Test func csvQuotesOnlyWhatItMust() {
+        var t = TextTable(["method", "note"])
+        t.add(["lookm", "plain"])
+        t.add(["a,b", "say \"hi\""])
+        #expect(t.csv == "method,note\nlookm,plain\n\"a,b\",\"say \"\"hi\"\"\"")
+        #expect(t.text.split(separator: "\n").count == 3)
+    }
+
+    /// Well-formedness is checked from Python (ElementTree); here the structure and escaping.
+    @Test func svgHasOneGroupPerSeriesAndEscapesText() throws {
+        let plot = SVGPlot(title: "a < b & c", xLabel: "x", yLabel: "y", series: [
+            .init(name: "lookm", points: [(0.1, 0.5), (0.2, 0.3)]), .init(name: "random", points: [(0.1, 0.9), (0.2, 0.8)]),
+        ])
+        #expect(plot.svg.components(separatedBy: #"<g class="series""#).count - 1 == 2)
+        #expect(plot.svg.contains(#"data-name="lookm""#) && plot.svg.contains(#"data-name="random""#))
+        #expect(plot.svg.contains("a &lt; b &amp; c"))
+    }
+}
