@@ -14,10 +14,12 @@ import Testing
         let head = LayerCompressor.Head(position: [0, 1, 2], keys: keys, values: values, merged: [0, 0, 0], slotOf: [0, 1, 2])
         let f = keys.withUnsafeBufferPointer { k in
             values.withUnsafeBufferPointer { v in
-                Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], keys: k, values: v, headDim: 2, scale: 0.7, head: head)
+                Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], keys: k, values: v, headDim: 2, scale: 0.7, head: head,
+                                  modality: [.text, .image, .image])
             }
         }
         #expect(f.outputError == 0 && abs(f.outputCosine! - 1) < 1e-12 && f.recallKept == 1 && f.recallMerged == 0)
+        #expect(f.recallText == 1 && f.recallImage == 1)
     }
 
     @Test func csvQuotesOnlyWhatItMust() {

@@ -56,6 +56,8 @@ def test_two_token_case_by_hand(lookm, tmp_path, merged):
     assert f["output_cosine"]["mean"] == pytest.approx(cos, abs=1e-6)
     assert f["recall_kept"] == pytest.approx(0.5)
     assert f["recall_merged"] == pytest.approx(0.5 if merged else 0.0)
+    assert f["recall_text"] == pytest.approx(1.0)                      # position 0 (text) kept
+    assert f["recall_image"] == pytest.approx(1.0 if merged else 0.0)  # position 1 (image) merged or lost
     if merged:
         assert f["key_shift"]["mean"] == pytest.approx(np.sqrt(0.5), abs=1e-6)
     m = r["memory"]

@@ -9,6 +9,10 @@ struct HeadFidelity: Sendable {
     var recallKept: Double
     var recallMerged: Double
     var recall: Double { recallKept + recallMerged }
+    /// Recall within the attention mass on text and on non-text (image) positions; nil where the
+    /// prompt has no such position.
+    var recallText: Double? = nil
+    var recallImage: Double? = nil
 }
 
 /// Where the attention that fidelity is measured with comes from.
@@ -30,9 +34,10 @@ enum Fidelity {
     /// for probes, which see everything); `keys`/`values` the full prompt; the `slot` arrays the
     /// compressed head. `scoreShare` replaces queries with a fixed distribution (attn_score).
     static func measure(queries: [Float], positions: [Int], keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>,
-                        headDim D: Int, scale: Double, head: LayerCompressor.Head) -> HeadFidelity {
+                        headDim D: Int, scale: Double, head: LayerCompressor.Head, modality: [Modality]) -> HeadFidelity {
         let L = keys.count / D, K = head.position.count
         var err = 0.0, cos = 0.0, kept = 0.0, merged = 0.0
+        var text = ModalityRecall(), image = ModalityRecall()
         let n = positions.count
         for qi in 0..<n {
             let q = qi * D, limit = min(positions[qi], L - 1)
@@ -53,17 +58,40 @@ enum Fidelity {
             let share = massShares(full.weights, slotOf: head.slotOf, position: head.position)
             kept += share.kept
             merged += share.merged
+            text.add(full.weights, head.slotOf, modality, text: true)
+            image.add(full.weights, head.slotOf, modality, text: false)
         }
         let m = Double(max(n, 1))
-        return HeadFidelity(outputError: err / m, outputCosine: cos / m, recallKept: kept / m, recallMerged: merged / m)
+        return HeadFidelity(outputError: err / m, outputCosine: cos / m, recallKept: kept / m, recallMerged: merged / m,
+                            recallText: text.mean, recallImage: image.mean)
+    }
+
+    /// Mean over queries of the recalled share of the attention mass on one modality class.
+    struct ModalityRecall {
+        private var sum = 0.0, count = 0
+
+        mutating func add(_ weights: [Double], _ slotOf: [Int32], _ modality: [Modality], text: Bool) {
+            var mass = 0.0, recalled = 0.0
+            for (t, w) in weights.enumerated() where t < modality.count && (modality[t] == .text) == text {
+                mass += w
+                if slotOf[t] >= 0 { recalled += w }
+            }
+            if mass > 0 { sum += recalled / mass; count += 1 }
+        }
+
+        var mean: Double? { count > 0 ? sum / Double(count) : nil }
     }
 
     /// Mass recall from a fixed distribution over positions (the accumulated attention).
-    static func measure(scores: [Float], head: LayerCompressor.Head) -> HeadFidelity {
+    static func measure(scores: [Float], head: LayerCompressor.Head, modality: [Modality]) -> HeadFidelity {
         let total = scores.reduce(0.0) { $0 + Double($1) }
         let weights = scores.map { total > 0 ? Double($0) / total : 0 }
         let share = massShares(weights, slotOf: head.slotOf, position: head.position)
-        return HeadFidelity(outputError: nil, outputCosine: nil, recallKept: share.kept, recallMerged: share.merged)
+        var text = ModalityRecall(), image = ModalityRecall()
+        text.add(weights, head.slotOf, modality, text: true)
+        image.add(weights, head.slotOf, modality, text: false)
+        return HeadFidelity(outputError: nil, outputCosine: nil, recallKept: share.kept, recallMerged: share.merged,
+                            recallText: text.mean, recallImage: image.mean)
     }
 
     /// Splits attention weights over positions into kept (own slot), merged (a pivot's slot), dropped.

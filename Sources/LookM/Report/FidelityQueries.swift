@@ -33,12 +33,12 @@ struct FidelityQueries {
 
     /// Fidelity of query head `h` against its kv head's full keys/values and compressed head.
     func measure(head h: Int, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim: Int,
-                 scale: Double, compressed: LayerCompressor.Head) -> HeadFidelity {
+                 scale: Double, compressed: LayerCompressor.Head, modality: [Modality]) -> HeadFidelity {
         switch source {
-        case .scores: return Fidelity.measure(scores: scores[h], head: compressed)
+        case .scores: return Fidelity.measure(scores: scores[h], head: compressed, modality: modality)
         case .probe, .prompt:
             return Fidelity.measure(queries: rows[h], positions: positions, keys: keys, values: values,
-                                    headDim: headDim, scale: scale, head: compressed)
+                                    headDim: headDim, scale: scale, head: compressed, modality: modality)
         }
     }
 }

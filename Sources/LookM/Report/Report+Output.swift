@@ -28,28 +28,30 @@ extension Report {
         case .total:
             var t = TextTable(["kept", "kept_text", "kept_image", "seq_len", "saved_percent", "kv_bytes_original", "kv_bytes_cache",
                                "kv_bytes_disk", "merged", "dropped", "output_error", "output_error_worst", "output_cosine",
-                               "output_cosine_worst", "recall", "recall_worst", "recall_kept", "recall_merged"])
+                               "output_cosine_worst", "recall", "recall_worst", "recall_kept", "recall_merged", "recall_text", "recall_image"])
             t.add([cell(memory.kept, 1), cell(memory.keptText, 1), cell(memory.keptImage, 1), "\(seqLen)", cell(memory.savedPercent, 1),
                    "\(memory.kvBytesOriginal)", "\(memory.kvBytesCache)", "\(memory.kvBytesDisk)", "\(memory.merged)", "\(memory.dropped)",
                    cell(f?.outputError?.mean), cell(f?.outputError?.worst), cell(f?.outputCosine?.mean), cell(f?.outputCosine?.worst),
-                   cell(f?.recall.mean), cell(f?.recall.worst), cell(f?.recallKept), cell(f?.recallMerged)])
+                   cell(f?.recall.mean), cell(f?.recall.worst), cell(f?.recallKept), cell(f?.recallMerged),
+                   cell(f?.recallText), cell(f?.recallImage)])
             return t
         case .layer:
             var t = TextTable(["layer", "kept", "kept_text", "kept_image", "saved_percent", "merged", "dropped",
-                               "output_error", "output_cosine", "recall", "recall_kept", "recall_merged"])
+                               "output_error", "output_cosine", "recall", "recall_kept", "recall_merged", "recall_text", "recall_image"])
             let byLayer = fidelityByLayer
             for m in layers {
                 let r = byLayer[m.layer ?? -1]
                 t.add(["\(m.layer ?? 0)", cell(m.kept, 0), cell(m.keptText, 1), cell(m.keptImage, 1), cell(m.savedPercent, 1),
                        "\(m.merged)", "\(m.dropped)", cell(r?.outputError), cell(r?.outputCosine), cell(r?.recall),
-                       cell(r?.recallKept), cell(r?.recallMerged)])
+                       cell(r?.recallKept), cell(r?.recallMerged), cell(r?.recallText), cell(r?.recallImage)])
             }
             return t
         case .head:
-            var t = TextTable(["layer", "head", "output_error", "output_cosine", "recall", "recall_kept", "recall_merged"])
+            var t = TextTable(["layer", "head", "output_error", "output_cosine", "recall", "recall_kept", "recall_merged",
+                               "recall_text", "recall_image"])
             for r in f?.heads ?? [] {
                 t.add(["\(r.layer)", "\(r.head ?? 0)", cell(r.outputError), cell(r.outputCosine), cell(r.recall),
-                       cell(r.recallKept), cell(r.recallMerged)])
+                       cell(r.recallKept), cell(r.recallMerged), cell(r.recallText), cell(r.recallImage)])
             }
             return t
         }
@@ -77,6 +79,7 @@ extension Report {
         row("output error", stat(f.outputError))
         row("output cosine", stat(f.outputCosine))
         row("mass recall", stat(f.recall) + "; kept \(cell(f.recallKept)) + merged \(cell(f.recallMerged))")
+        row("by modality", "recall of the text mass \(cell(f.recallText)), of the image mass \(cell(f.recallImage))")
         row("key shift", stat(f.keyShift, "kv head"))
         row("value shift", stat(f.valueShift, "kv head"))
         return lines.joined(separator: "\n")

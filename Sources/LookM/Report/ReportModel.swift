@@ -21,13 +21,18 @@ public struct FidelityRow: Codable, Sendable {
     public var recallKept: Double
     public var recallMerged: Double
     public var recall: Double { recallKept + recallMerged }
+    /// Recall within the text and within the non-text attention mass.
+    public var recallText: Double?
+    public var recallImage: Double?
     enum CodingKeys: String, CodingKey {
         case layer, head, recall
         case outputError = "output_error", outputCosine = "output_cosine", recallKept = "recall_kept", recallMerged = "recall_merged"
+        case recallText = "recall_text", recallImage = "recall_image"
     }
-    public init(layer: Int, head: Int?, outputError: Double?, outputCosine: Double?, recallKept: Double, recallMerged: Double) {
+    public init(layer: Int, head: Int?, outputError: Double?, outputCosine: Double?, recallKept: Double, recallMerged: Double,
+                recallText: Double? = nil, recallImage: Double? = nil) {
         self.layer = layer; self.head = head; self.outputError = outputError; self.outputCosine = outputCosine
-        self.recallKept = recallKept; self.recallMerged = recallMerged
+        self.recallKept = recallKept; self.recallMerged = recallMerged; self.recallText = recallText; self.recallImage = recallImage
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -35,6 +40,8 @@ public struct FidelityRow: Codable, Sendable {
         outputError = try c.decodeIfPresent(Double.self, forKey: .outputError)
         outputCosine = try c.decodeIfPresent(Double.self, forKey: .outputCosine)
         recallKept = try c.decode(Double.self, forKey: .recallKept); recallMerged = try c.decode(Double.self, forKey: .recallMerged)
+        recallText = try c.decodeIfPresent(Double.self, forKey: .recallText)
+        recallImage = try c.decodeIfPresent(Double.self, forKey: .recallImage)
     }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -42,6 +49,7 @@ public struct FidelityRow: Codable, Sendable {
         try c.encodeIfPresent(outputError, forKey: .outputError); try c.encodeIfPresent(outputCosine, forKey: .outputCosine)
         try c.encode(recallKept, forKey: .recallKept); try c.encode(recallMerged, forKey: .recallMerged)
         try c.encode(recall, forKey: .recall)
+        try c.encodeIfPresent(recallText, forKey: .recallText); try c.encodeIfPresent(recallImage, forKey: .recallImage)
     }
 }
 
@@ -53,6 +61,9 @@ public struct FidelitySummary: Codable, Sendable {
     public var recall: Statistic
     public var recallKept: Double
     public var recallMerged: Double
+    /// Mean recall within the text and within the non-text attention mass.
+    public var recallText: Double?
+    public var recallImage: Double?
     /// Relative L2 shift of merged slots' keys and values from their original rows.
     public var keyShift: Statistic?
     public var valueShift: Statistic?
@@ -62,6 +73,7 @@ public struct FidelitySummary: Codable, Sendable {
         case recall, layers, heads
         case querySource = "query_source", outputError = "output_error", outputCosine = "output_cosine"
         case recallKept = "recall_kept", recallMerged = "recall_merged", keyShift = "key_shift", valueShift = "value_shift"
+        case recallText = "recall_text", recallImage = "recall_image"
     }
 }
 
@@ -74,7 +86,7 @@ struct FidelityAccumulator {
 
     mutating func add(layer: Int, head: Int, _ f: HeadFidelity) {
         heads.append(FidelityRow(layer: layer, head: head, outputError: f.outputError, outputCosine: f.outputCosine,
-                                 recallKept: f.recallKept, recallMerged: f.recallMerged))
+                                 recallKept: f.recallKept, recallMerged: f.recallMerged, recallText: f.recallText, recallImage: f.recallImage))
     }
 
     mutating func addShift(layer: Int, kvHead: Int, _ s: (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)) {
@@ -82,6 +94,8 @@ struct FidelityAccumulator {
         keyShifts.append((layer, kvHead, s.key.sum, s.key.max, s.count))
         valueShifts.append((layer, kvHead, s.value.sum, s.value.max, s.count))
     }
+
+    static func mean(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
 
     func summary() -> FidelitySummary {
         func stat(_ values: [(Double, Int, Int)], worstIsMax: Bool) -> Statistic? {
@@ -110,13 +124,15 @@ struct FidelityAccumulator {
             }
             layers.append(FidelityRow(layer: layer, head: nil, outputError: mean(\.outputError), outputCosine: mean(\.outputCosine),
                                       recallKept: rows.reduce(0) { $0 + $1.recallKept } / n,
-                                      recallMerged: rows.reduce(0) { $0 + $1.recallMerged } / n))
+                                      recallMerged: rows.reduce(0) { $0 + $1.recallMerged } / n,
+                                      recallText: mean(\.recallText), recallImage: mean(\.recallImage)))
         }
         let n = Double(max(heads.count, 1))
         return FidelitySummary(
             querySource: source, outputError: stat(err, worstIsMax: true), outputCosine: stat(cos, worstIsMax: false),
             recall: stat(rec, worstIsMax: false) ?? Statistic(mean: 0, worst: 0, worstLayer: 0, worstHead: 0),
             recallKept: heads.reduce(0) { $0 + $1.recallKept } / n, recallMerged: heads.reduce(0) { $0 + $1.recallMerged } / n,
+            recallText: Self.mean(heads.compactMap(\.recallText)), recallImage: Self.mean(heads.compactMap(\.recallImage)),
             keyShift: shiftStat(keyShifts), valueShift: shiftStat(valueShifts), layers: layers, heads: heads)
     }
 }

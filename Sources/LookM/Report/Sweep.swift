@@ -80,9 +80,11 @@ public enum Sweeper {
                     kept[n] += s.seqLen
                     copied[n] += 1
                     for h in 0..<s.numHeads {
+                        let text = dump.tokens.modality.contains(.text), image = dump.tokens.modality.contains { $0 != .text }
                         accumulators[n].add(layer: i, head: h, HeadFidelity(outputError: queries.source == .scores ? nil : 0,
                                                                              outputCosine: queries.source == .scores ? nil : 1,
-                                                                             recallKept: 1, recallMerged: 0))
+                                                                             recallKept: 1, recallMerged: 0,
+                                                                             recallText: text ? 1 : nil, recallImage: image ? 1 : nil))
                     }
                     accumulators[n].source = queries.source
                 case .compressed(let k, var heads):
