@@ -84,16 +84,16 @@ public struct CompressionSettings: Equatable, Sendable {
 
         // Parameters only some selectors use: given elsewhere, they are mistakes, not no-ops.
         let uses = SelectorRegistry.selector(named: s.selector)!.parameters
-        func only(_ given: Bool, _ flag: String, _ p: SelectorParameter, _ owner: String) throws {
+        func only(_ given: Bool, _ flag: String, _ p: SelectorParameter, _ owners: String, _ suggestion: String) throws {
             if given && !uses.contains(p) {
-                throw LookMError.usage("\(flag) applies only to \(owner); drop it, or choose --selector \(owner.split(separator: " ").first!)")
+                throw LookMError.usage("\(flag) applies only to \(owners), not to selector '\(s.selector)'; drop it, or choose \(suggestion)")
             }
         }
-        try only(sinks != nil, "--sinks", .sinks, "streaming")
-        try only(window != nil, "--window", .window, "snapkv")
-        try only(kernel != nil, "--kernel", .kernel, "snapkv")
-        try only(seed != nil, "--seed", .seed, "random")
-        try only(gqaAgg != nil, "--gqa-agg", .scores, "text-prior, h2o or snapkv (selectors that use attention)")
+        try only(sinks != nil, "--sinks", .sinks, "streaming", "--selector streaming")
+        try only(window != nil, "--window", .window, "snapkv", "--selector snapkv")
+        try only(kernel != nil, "--kernel", .kernel, "snapkv", "--selector snapkv")
+        try only(seed != nil, "--seed", .seed, "random", "--selector random")
+        try only(gqaAgg != nil, "--gqa-agg", .scores, "selectors that use attention (text-prior, h2o, snapkv)", "one of them")
         if uses.contains(.sinks) { s.sinks = sinks ?? 4 }
         if uses.contains(.seed) { s.seed = seed ?? 0 }
         s.gqaAgg = gqaAgg ?? .mean
