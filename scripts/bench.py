@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""lookm's benchmark: times the commands on LLaVA-shaped synth dumps next to the machine's lower
+bounds, measured in the same run with tools that are not lookm's own (cat, zstd, NumPy's BLAS).
+
+    scripts/bench.sh [--quick] [--runs N] [--json FILE]
+
+Dumps are made once under bench-data/ (not committed). Prints one table (shape, command, median
+wall, peak RSS, GFLOP/s, GB/s, ratio to the lower bound) and writes it as JSON.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LOOKM = os.environ.get("LOOKM_BIN", str(ROOT / ".build/release/lookm"))
+DATA = ROOT / "bench-data"
+
+
+def sh(*args, **kw):
+    return subprocess.run([str(a) for a in args], check=True, **kw)
+
+
+def timed(*args, stdout=subprocess.DEVNULL):
+    """Wall seconds and peak RSS (KiB) of one run."""
+    start = time.perf_counter()
+    p = subprocess.Popen([str(a) for a in args], stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(map(str, args))}: {p.stderr.read().decode()}")
+    return wall, usage.ru_maxrss
+
+
+def median_run(runs, *args):
+    results = [timed(*args) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def dump(name, layers, tokens_images, probes=0):
+    images, text = tokens_images
+    path = DATA / f"{name}.h5"
+    if not path.exists():
+        DATA.mkdir(exist_ok=True)
+        flags = ["--layers", layers, "--heads", 32, "--head-dim", 128, "--images", images, "--image-tokens", 576,
+                 "--text-tokens", text]
+        if probes:
+            flags += ["--probes", probes]
+        print(f"making {path.name} (once)...", file=sys.stderr)
+        sh(LOOKM, "synth", "-o", path, *flags)
+    return path
+
+
+def sgemm_gflops(m, n, k, seconds=1.0):
+    """NumPy's BLAS (both cores) at the similarity GEMM's shape: (m x k) . (k x n)."""
+    a = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, k), dtype=np.float32)
+    a @ b.T
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b.T
+        count += 1
+    return 2.0 * m * n * k * count / (time.perf_counter() - start) / 1e9
+
+
+def read_seconds(path, runs):
+    sh("cat", path, stdout=subprocess.DEVNULL)   # warm the page cache
+    return statistics.median(timed("cat", path)[0] for _ in range(runs))
+
+
+def gemm_seconds(L, layers, heads=32, D=128, hh=0.1, recent=0.1):
+    keep = int(L * hh) + int(L * recent)
+    evicted = L - keep
+    flops = 2.0 * evicted * keep * D * heads * layers
+    rate = sgemm_gflops(evicted, keep, D)
+    return flops / (rate * 1e9), flops, rate
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="8 layers instead of 32, no 16k dump")
+    ap.add_argument("--json", default=str(DATA / "bench.json"))
+    args = ap.parse_args()
+    layers = 8 if args.quick else 32
+    rows = []
+
+    def add(shape, command, wall, rss, bound, flops=None, nbytes=None):
+        rows.append(dict(shape=shape, command=command, median_s=round(wall, 3), peak_rss_mib=round(rss / 1024, 1),
+                         gflops=round(flops / wall / 1e9, 1) if flops else None,
+                         gbps=round(nbytes / wall / 1e9, 2) if nbytes else None,
+                         bound_s=round(bound, 3), ratio=round(wall / bound, 2)))
+
+    main_dump = dump(f"llava7b-{layers}l", layers, (6, 640), probes=8)
+    shape = f"{layers}x32x4096x128 f16"
+    size = main_dump.stat().st_size
+    read = read_seconds(main_dump, args.runs)
+    plain = DATA / "plain.lookm.h5"
+    sh(LOOKM, "compress", main_dump, "-o", plain, "--codec", "none", "--force", stderr=subprocess.DEVNULL)
+    zstd = statistics.median(timed("zstd", "-3", "-q", "-f", "-o", "/dev/null", plain)[0] for _ in range(args.runs))
+    gemm, flops, rate = gemm_seconds(4096, layers)
+    bound = max(read + zstd, gemm)
+    print(f"lower bound parts: read {read:.2f} s ({size / read / 1e9:.2f} GB/s), zstd -3 of the plain cache {zstd:.2f} s, "
+          f"similarity GEMM {flops / 1e9:.0f} GFLOP at {rate:.0f} GFLOP/s = {gemm:.2f} s", file=sys.stderr)
+    cache = DATA / "bench.lookm.h5"
+    wall, rss = median_run(args.runs, LOOKM, "compress", main_dump, "-o", cache, "--force")
+    add(shape, "compress (lookm)", wall, rss, bound, flops, size)
+    wall, rss = median_run(args.runs, LOOKM, "compress", main_dump, "-o", "-")
+    add(shape, "compress -o - (lookm)", wall, rss, bound, flops, size)
+    wall, rss = median_run(args.runs, LOOKM, "inspect", main_dump)
+    add(shape, "inspect", wall, rss, read, None, size)
+    report_bound = read + read_seconds(cache, args.runs)
+    wall, rss = median_run(args.runs, LOOKM, "report", cache, "--reference", main_dump)
+    add(shape, "report --reference", wall, rss, report_bound, None, size)
+    sweep_gemm = sum(gemm_seconds(4096, layers, hh=b / 2, recent=b / 2)[0] for b in [0.05, 0.1, 0.2, 0.5]) * 3 / 4
+    wall, rss = median_run(1, LOOKM, "sweep", main_dump, "--methods", "lookm,h2o,streaming,random",
+                           "--budgets", "0.05,0.1,0.2,0.5")
+    add(shape, "sweep 4x4", wall, rss, read + sweep_gemm, None, size)
+
+    if not args.quick:
+        for images, text, label in [(13, 704, "8k"), (28, 256, "16k")]:
+            L = images * 576 + text
+            d = dump(f"scale-{label}", 4, (images, text))
+            g, f, _ = gemm_seconds(L, 4)
+            b = max(read_seconds(d, args.runs) + 0, g)
+            wall, rss = median_run(args.runs, LOOKM, "compress", d, "-o", cache, "--force")
+            add(f"4x32x{L}x128 f16", "compress (lookm)", wall, rss, b, f, d.stat().st_size)
+
+    headers = ["shape", "command", "median_s", "peak_rss_mib", "gflops", "gbps", "bound_s", "ratio"]
+    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    for r in rows:
+        print("  ".join(str(r[h]).ljust(w) for h, w in zip(headers, widths)))
+    Path(args.json).parent.mkdir(exist_ok=True)
+    Path(args.json).write_text(json.dumps({"rows": rows, "read_s": read, "zstd_s": zstd, "gemm_s": gemm,
+                                           "sgemm_gflops": rate}, indent=2))
+    print(f"wrote {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
