@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .executable(name: "lookm", targets: ["lookm"]),
         .library(name: "LookM", targets: ["LookM"]),
+        // HDF5 filter plugin (zstd, 32015) for h5dump/h5ls: HDF5_PLUGIN_PATH=.build/release
+        .library(name: "H5ZLookMZstd", type: .dynamic, targets: ["H5ZLookMZstd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,6 +25,7 @@ let package = Package(
         .target(name: "CKernels"),
         // PyTorch's CPU top-k tie order, by calling libstdc++'s own algorithms (method.md rule 7).
         .target(name: "CTopK"),
+        .target(name: "H5ZLookMZstd", dependencies: ["CHDF5", "CZstd"]),
         .target(name: "LookM", dependencies: ["CHDF5", "CZstd", "COpenBLAS", "CKernels", "CTopK"]),
         .executableTarget(name: "lookm", dependencies: [
             "LookM",

@@ -32,5 +32,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
-swift build -c release --product lookm 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2
-echo "setup: lookm is at .build/release/lookm" >&2
+swift build -c release 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2
+echo "setup: lookm is at .build/release/lookm; the HDF5 zstd plugin for h5dump is in .build/release (HDF5_PLUGIN_PATH)" >&2

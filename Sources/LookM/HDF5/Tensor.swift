@@ -139,11 +139,15 @@ final class TensorWriter {
     /// shuffle cannot help zstd, and per-chunk overhead dominates reads).
     static let minChunkBytes = 256 << 10
 
+    /// The rows are split evenly (1203 rows at 512 minimum: 2 chunks of 602, not 512 + 512 + 179
+    /// with the last chunk's padding stored too).
     static func chunk(for shape: [Int], elementSize: Int) -> [Int] {
         guard shape.count >= 2 else { return shape }
         let rowBytes = max(1, shape[2...].reduce(elementSize, *))
-        let rows = min(shape[1], max(1, (minChunkBytes + rowBytes - 1) / rowBytes))
-        return [1, rows] + shape[2...]
+        let minRows = max(1, (minChunkBytes + rowBytes - 1) / rowBytes)
+        guard shape[1] > minRows else { return [1, max(1, shape[1])] + shape[2...] }
+        let chunks = shape[1] / minRows
+        return [1, (shape[1] + chunks - 1) / chunks] + shape[2...]
     }
 
     init(file: H5File, path: String, type: ElementType, shape: [Int], codec: Codec) throws {

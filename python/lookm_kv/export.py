@@ -1,0 +1,170 @@
+"""Export a prompt's per-layer KV cache, attention scores and queries as a lookm dump.
+
+One prefill of the model, with a forward hook on every attention module that reduces the
+attention it just computed (column sums = `attn_score`, the last rows = `window_attn`) and writes
+them at once, so no two layers' attention matrices are ever held together. Queries are rebuilt from
+the module's own `q_proj` and rotary embedding (after rotary, as the kernel sees them); when the
+model runs sdpa/flash attention (no weights), scores come from those queries exactly.
+"""
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+CHUNK_BYTES = 256 << 10
+
+
+def _attention_modules(model):
+    mods = [m for m in model.modules() if hasattr(m, "q_proj") and hasattr(m, "k_proj") and hasattr(m, "layer_idx")]
+    if not mods:
+        raise ValueError("no attention modules with q_proj/k_proj/layer_idx found in this model")
+    return sorted(mods, key=lambda m: m.layer_idx)
+
+
+def _queries(mod, kwargs):
+    """Queries after the rotary embedding, [heads, tokens, head_dim], from the module's inputs."""
+    h = kwargs["hidden_states"]
+    head_dim = mod.head_dim
+    q = mod.q_proj(h).view(h.shape[0], h.shape[1], -1, head_dim)
+    if hasattr(mod, "q_norm"):
+        q = mod.q_norm(q)
+    q = q.transpose(1, 2)
+    cos, sin = kwargs["position_embeddings"]
+    rotate = sys.modules[type(mod).__module__].apply_rotary_pos_emb
+    q, _ = rotate(q, q, cos, sin)
+    return q[0]
+
+
+def _stored(t):
+    """A tensor as the format stores it: float16/float32 as is, bfloat16 as raw uint16 bits."""
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16), True
+    if t.dtype in (torch.float16, torch.float32):
+        return t.numpy(), False
+    return t.float().numpy(), False
+
+
+def _write(group, name, tensor):
+    data, bf16 = _stored(tensor)
+    kw = {}
+    if data.ndim == 3 and data.shape[1] > 0:
+        # One head by a block of tokens of at least 256 KiB, split evenly (what lookm reads fastest).
+        rows, min_rows = data.shape[1], max(1, -(-CHUNK_BYTES // (data.shape[2] * data.itemsize)))
+        block = rows if rows <= min_rows else -(-rows // (rows // min_rows))
+        kw["chunks"] = (1, block, data.shape[2])
+    ds = group.create_dataset(name, data=data, **kw)
+    if bf16:
+        ds.attrs["dtype"] = "bfloat16"
+
+
+def _causal_scores(q, k, scale, window):
+    """Accumulated causal attention (column sums) and the last `window` rows, from queries [H, L, D]
+    and keys [KV, L, D], in float32 blocks of query rows."""
+    H, L, _ = q.shape
+    group = H // k.shape[0]
+    k = k.float().repeat_interleave(group, dim=0)
+    q = q.float()
+    sums = torch.zeros(H, L, dtype=torch.float64)
+    rows = torch.zeros(H, window, L, dtype=torch.float32)
+    for start in range(0, L, 256):
+        stop = min(L, start + 256)
+        logits = q[:, start:stop] @ k.transpose(1, 2) * scale
+        pos = torch.arange(start, stop)[:, None]
+        logits = logits.masked_fill(torch.arange(L)[None, :] > pos, float("-inf"))
+        p = torch.softmax(logits, dim=-1)
+        sums += p.double().sum(dim=1)
+        first = L - window
+        if stop > first:
+            lo = max(start, first)
+            rows[:, lo - first:stop - first] = p[:, lo - start:]
+    return sums.float(), rows
+
+
+@torch.no_grad()
+def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=None, window=32, probes=4,
+                store_query=False, model_name=None, **model_kwargs):
+    """Runs the prefill of `input_ids` (1 x L, image tokens already expanded, as processors do)
+    and writes a lookm dump to `path`. Returns the greedy tokens of the probe steps."""
+    input_ids = torch.as_tensor(input_ids)
+    assert input_ids.shape[0] == 1, "one prompt at a time"
+    L = input_ids.shape[1]
+    cfg = model.config
+    text_cfg = getattr(cfg, "text_config", cfg)
+    if image_token_id is None:
+        image_token_id = getattr(cfg, "image_token_id", getattr(cfg, "image_token_index", None))
+    modality = (input_ids[0] == image_token_id).numpy().astype(np.uint8) if image_token_id is not None else np.zeros(L, np.uint8)
+    segment = np.full(L, -1, dtype=np.int32)
+    starts = np.flatnonzero(np.diff(np.concatenate([[0], modality])) == 1)
+    for i, s in enumerate(starts):
+        e = s
+        while e < L and modality[e] == 1:
+            e += 1
+        segment[s:e] = i
+    ids = input_ids[0].numpy().astype(np.int64)
+    ids[modality == 1] = -1
+    mods = _attention_modules(model)
+    window = min(window, L)
+    state = {"mode": "prefill", "probe_q": {m.layer_idx: [] for m in mods}}
+
+    with h5py.File(path, "w") as f:
+        H = text_cfg.num_attention_heads
+        KV = getattr(text_cfg, "num_key_value_heads", None) or H
+        D = mods[0].head_dim
+        f.attrs.update(format="lookm-kv-dump", format_version=1, num_layers=len(mods), num_heads=H, num_kv_heads=KV,
+                       head_dim=D, seq_len=L, attn_scale=float(mods[0].scaling),
+                       model=model_name or getattr(cfg, "_name_or_path", "") or type(model).__name__)
+        f["tokens/modality"] = modality
+        f["tokens/segment"] = segment
+        f["tokens/ids"] = ids
+        layers = f.create_group("layers")
+
+        def hook(mod, args, kwargs, out):
+            i = mod.layer_idx
+            q = _queries(mod, kwargs)
+            if state["mode"] == "probe":
+                state["probe_q"][i].append(q[:, -1:])
+                return (out[0], None)
+            g = layers.require_group(str(i))
+            weights = out[1] if len(out) > 1 else None
+            if weights is not None:
+                w = weights[0]
+                g["attn_score"] = w.double().sum(dim=1).float().numpy()
+                g["window_attn"] = w[:, -window:].float().numpy()
+            else:
+                cache = kwargs.get("cache") or kwargs.get("past_key_values")
+                keys = cache.layers[i].keys[0] if hasattr(cache, "layers") else cache[i][0][0]
+                sums, rows = _causal_scores(q, keys[:, :L], mod.scaling, window)
+                g["attn_score"] = sums.numpy()
+                g["window_attn"] = rows.numpy()
+            if store_query:
+                _write(g, "query", q)
+            return (out[0], None)   # drop the weights: the model keeps no attention matrices
+
+        handles = [m.register_forward_hook(hook, with_kwargs=True) for m in mods]
+        try:
+            out = model(input_ids=input_ids, pixel_values=pixel_values, use_cache=True, **model_kwargs)
+            cache = out.past_key_values
+            for m in mods:
+                i = m.layer_idx
+                layer = cache.layers[i] if hasattr(cache, "layers") else None
+                keys = layer.keys if layer is not None else cache[i][0]
+                values = layer.values if layer is not None else cache[i][1]
+                _write(layers[str(i)], "key", keys[0, :, :L])
+                _write(layers[str(i)], "value", values[0, :, :L])
+            tokens = []
+            if probes > 0:
+                state["mode"] = "probe"
+                token = out.logits[0, -1].argmax()
+                for step in range(probes):
+                    tokens.append(int(token))
+                    o = model(input_ids=token.view(1, 1), cache=cache, position_ids=torch.tensor([[L + step]]), use_cache=True)
+                    token = o.logits[0, -1].argmax()
+                f["probe/position"] = np.arange(L, L + probes, dtype=np.int64)
+                for m in mods:
+                    _write(layers[str(m.layer_idx)], "probe_query", torch.cat(state["probe_q"][m.layer_idx], dim=1))
+        finally:
+            for h in handles:
+                h.remove()
+    return tokens

@@ -1,0 +1,52 @@
+"""Load a lookm cache into a transformers DynamicCache and continue generation from it."""
+import h5py
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+
+def _tensor(ds, dtype=None):
+    x = ds[...]
+    if ds.attrs.get("dtype") == "bfloat16":
+        t = torch.from_numpy(x.view(np.int16)).view(torch.bfloat16)
+    else:
+        t = torch.from_numpy(x)
+    return t if dtype is None else t.to(dtype)
+
+
+def load_cache(path, dtype=None, device="cpu"):
+    """Returns (cache, info): a DynamicCache with every layer's kept keys and values
+    ([1, kv_heads, kept, head_dim], in the cache's element type unless `dtype`), and a dict with
+    `seq_len` (the original prompt length: the next token's rotary position) and `position`
+    (per layer, the original positions of the slots)."""
+    import hdf5plugin  # noqa: F401  (zstd-compressed caches)
+    cache = DynamicCache()
+    positions = []
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != "lookm-kv-cache":
+            raise ValueError(f"{path}: not a lookm cache (format = {f.attrs.get('format')!r})")
+        for i in range(int(f.attrs["num_layers"])):
+            g = f[f"layers/{i}"]
+            k = _tensor(g["key"], dtype)[None].to(device)
+            v = _tensor(g["value"], dtype)[None].to(device)
+            cache.update(k, v, i)
+            positions.append(g["position"][...])
+        info = {"seq_len": int(f.attrs["seq_len"]), "position": positions, "method": f.attrs["method"]}
+    return cache, info
+
+
+@torch.no_grad()
+def greedy_continue(model, cache, first_token, seq_len, steps):
+    """Greedy decoding from a (possibly compressed) cache: `first_token` is the token the prefill
+    chose; rotary positions continue at `seq_len` whatever the cache keeps. Returns (tokens, the
+    first step's logits)."""
+    token = torch.as_tensor(first_token).view(1, 1)
+    tokens, first_logits = [], None
+    for step in range(steps):
+        out = model(input_ids=token, cache=cache, position_ids=torch.tensor([[seq_len + step]]), use_cache=True)
+        logits = out.logits[0, -1]
+        if first_logits is None:
+            first_logits = logits.float().clone()
+        token = logits.argmax().view(1, 1)
+        tokens.append(int(token))
+    return tokens, first_logits
