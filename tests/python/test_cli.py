@@ -121,3 +121,20 @@ def test_help_and_version_exit_0(lookm):
     out = p.stdout.decode()
     assert "inspect" in out and "synth" in out and "Exit codes" in out
     assert run("--version", check=0).stdout.strip()
+
+
+def test_eval_pipeline_collects_one_csv(lookm, tmp_path):
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    for name in ["a", "b"]:
+        (dumps / f"{name}.h5").write_bytes(FIXTURE.read_bytes())
+    out = tmp_path / "out"
+    p = subprocess.run(["bash", str(FIXTURES.parent / "scripts" / "eval_pipeline.sh"), str(dumps), str(out), "lookm random",
+                        "0.1 0.5"], capture_output=True, env={**os.environ, "LOOKM": lookm})
+    assert p.returncode == 0, p.stderr.decode()
+    import csv
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 8
+    assert {(r["dump"], r["method"], r["budget"]) for r in rows} == {(d, m, b) for d in "ab" for m in ["lookm", "random"] for b in ["0.1", "0.5"]}
+    assert all(float(r["saved_percent"]) > 0 and r["output_error"] != "-" for r in rows)
+    assert len(list(out.glob("*.report.json"))) == 8
