@@ -28,14 +28,16 @@ def sh(*args, **kw):
 
 
 def timed(*args, stdout=subprocess.DEVNULL):
-    """Wall seconds and peak RSS (KiB) of one run."""
+    """Wall seconds and peak RSS (KiB, from GNU time: a child's rusage would include this
+    process's size from before exec) of one run."""
+    rss_file = DATA / ".rss"
     start = time.perf_counter()
-    p = subprocess.Popen([str(a) for a in args], stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *[str(a) for a in args]], stdout=stdout,
+                       stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(map(str, args))}: {p.stderr.read().decode()}")
-    return wall, usage.ru_maxrss
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(map(str, args))}: {p.stderr.decode()}")
+    return wall, int(rss_file.read_text().split()[-1])
 
 
 def median_run(runs, *args):
