@@ -6,8 +6,9 @@ import Glibc
 
 // Every failure leaves through here: one line on stderr and the exit code of the README's table.
 // swift-argument-parser's own usage failures (its code 64) become 2, like lookm's usage errors.
-// A closed downstream pipe must end lookm with a status, not a signal.
-signal(SIGPIPE, SIG_IGN)
+// Interrupts remove temporary files before exiting; a closed downstream pipe ends lookm with a
+// status, not a signal.
+installSignalHandlers()
 do {
     var command = try LookmCommand.parseAsRoot()
     try command.run()

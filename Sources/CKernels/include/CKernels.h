@@ -48,3 +48,13 @@ void lookm_normalise_rows(const float *src, const int64_t *rows, size_t n, size_
 /// For each of `rows` rows of `cols` floats: the first index of the maximum, and the maximum.
 void lookm_argmax_rows(const float *m, size_t rows, size_t cols, int32_t *index, float *value);
 #endif
+
+#ifndef LOOKM_CKERNELS_CLEANUP
+#define LOOKM_CKERNELS_CLEANUP
+/// Remembers a temporary file to unlink if SIGINT, SIGTERM or SIGHUP arrives; returns its slot
+/// (or -1 when the table is full or the path too long).
+int lookm_cleanup_register(const char *path);
+void lookm_cleanup_unregister(int slot);
+/// Installs the handlers (exit status 128 + signal after removing the files) and ignores SIGPIPE.
+void lookm_install_signal_handlers(void);
+#endif

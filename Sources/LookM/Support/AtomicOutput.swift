@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -12,6 +13,8 @@ final class AtomicOutput {
     let temporaryPath: String
     private let force: Bool
     private var finished = false
+    /// Slot in the signal handler's table: an interrupted run removes its temporary file.
+    private var cleanupSlot: Int32 = -1
 
     /// - Parameters:
     ///   - inputs: paths that must never be written (the output may not be one of them, or a link to one).
@@ -33,9 +36,29 @@ final class AtomicOutput {
             if resolves && (target.st_mode & S_IFMT) == S_IFDIR { throw LookMError.output(finalPath, nil, "is a directory") }
         }
         let (dir, base) = AtomicOutput.split(finalPath)
-        temporaryPath = "\(dir)/.\(base).lookm-tmp.\(AtomicOutput.hostName()).\(getpid())"
-        // A leftover of this very process id cannot be live (we are it); anything else is kept.
-        unlink(temporaryPath)
+        let host = AtomicOutput.hostName()
+        temporaryPath = "\(dir)/.\(base).lookm-tmp.\(host).\(getpid())"
+        AtomicOutput.removeStaleTemporaries(dir: dir, base: base, host: host)
+        cleanupSlot = lookm_cleanup_register(temporaryPath)
+    }
+
+    /// Removes `.<base>.lookm-tmp.<host>.<pid>` files of this host whose process is gone (a run
+    /// killed with SIGKILL). Another host's files and live processes' files are never touched:
+    /// on a shared file system, a pid means nothing elsewhere.
+    static func removeStaleTemporaries(dir: String, base: String, host: String) {
+        let prefix = ".\(base).lookm-tmp.\(host)."
+        guard let d = opendir(dir) else { return }
+        defer { closedir(d) }
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> String in
+                let bytes = raw.prefix { $0 != 0 }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            guard name.hasPrefix(prefix), let pid = Int32(String(name.dropFirst(prefix.count))), pid > 0 else { continue }
+            if pid == getpid() || (kill(pid, 0) == -1 && Glibc.errno == ESRCH) {
+                unlink("\(dir)/\(name)")
+            }
+        }
     }
 
     /// Syncs the temporary file and moves it to the final name. Call after the file is closed.
@@ -56,6 +79,7 @@ final class AtomicOutput {
             unlink(temporaryPath)
         }
         finished = true
+        lookm_cleanup_unregister(cleanupSlot)
         let dir = AtomicOutput.split(finalPath).dir
         let dfd = open(dir, O_RDONLY)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
@@ -65,6 +89,7 @@ final class AtomicOutput {
     func discard() {
         if !finished { unlink(temporaryPath) }
         finished = true
+        lookm_cleanup_unregister(cleanupSlot)
     }
 
     deinit { discard() }

@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,6 +15,7 @@ public final class InputFile {
     public let displayName: String
     private var descriptor: Int32 = -1
     private var spilled = false
+    private var cleanupSlot: Int32 = -1
 
     public init(_ argument: String) throws {
         guard argument == "-" else {
@@ -34,6 +36,7 @@ public final class InputFile {
         descriptor = fd
         path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         spilled = true
+        cleanupSlot = lookm_cleanup_register(path)
         let chunk = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
         defer { buffer.deallocate() }
@@ -59,5 +62,6 @@ public final class InputFile {
     deinit {
         if descriptor >= 0 { close(descriptor) }
         if spilled { unlink(path) }
+        lookm_cleanup_unregister(cleanupSlot)
     }
 }
