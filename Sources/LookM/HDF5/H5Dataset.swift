@@ -30,6 +30,12 @@ final class H5Dataset {
     var elementSize: Int { H5Tget_size(fileType.id) }
 
     static func open(in file: H5File, path: String) throws -> H5Dataset {
+        let dataset = try openUnchecked(in: file, path: path)
+        if file.site.side == .input { try dataset.requirePlausibleSize(fileBytes: file.sizeBytes) }
+        return dataset
+    }
+
+    private static func openUnchecked(in file: H5File, path: String) throws -> H5Dataset {
         let site = file.site
         var handle = try site.own(H5Dopen2(file.handle.id, path, h5_default()), path, "opening the dataset", closer: H5Dclose)
         let space = try site.own(H5Dget_space(handle.id), path, "reading the shape", closer: H5Sclose)
@@ -98,7 +104,7 @@ final class H5Dataset {
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex { try file.createGroups(String(path[..<slash])) }
         _ = try site.own(H5Dcreate2(file.handle.id, path, fileType, space.id, h5_default(), dcpl.id, h5_default()),
                          path, "creating the dataset", closer: H5Dclose)
-        return try open(in: file, path: path)
+        return try openUnchecked(in: file, path: path)
     }
 
     /// Fails with an invalid-input error naming the dataset and the filter when this HDF5 cannot
@@ -129,10 +135,25 @@ final class H5Dataset {
         return (fileSpace, memSpace)
     }
 
+    /// Uncompressed bytes of one chunk (0 when not chunked).
+    var chunkBytes: Int { chunkShape.map { $0.reduce(elementSize, *) } ?? 0 }
+
+    /// Rejects a declared size the file cannot hold, before anything of that size is allocated:
+    /// unfiltered data larger than the whole file is a damaged or hostile header (sparse chunked
+    /// datasets are smaller than their file; compressed chunks are checked by the filter).
+    func requirePlausibleSize(fileBytes: Int) throws {
+        let declared = shape.reduce(elementSize) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        if filters.isEmpty && declared > fileBytes {
+            throw site.error(path, "declares \(shape) (\(declared) bytes) but the whole file holds \(fileBytes) bytes")
+        }
+    }
+
     /// Reads the box `start ..< start + count` into `buffer` as `memoryType`, C order.
     func read(start: [Int], count: [Int], memoryType: hid_t, into buffer: UnsafeMutableRawPointer) throws {
         precondition(start.count == shape.count && count.count == shape.count, "selection rank")
         let (fileSpace, memSpace) = try selection(start: start, count: count)
+        ZstdFilter.expectedChunkBytes = chunkBytes
+        defer { ZstdFilter.expectedChunkBytes = 0 }
         try site.check(H5Dread(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "reading data")
     }
 

@@ -76,6 +76,12 @@ final class H5File {
         return H5Attributes(owner: group, site: site, objectPath: "/")
     }
 
+    /// Size of the file in bytes (for plausibility checks of declared sizes).
+    var sizeBytes: Int {
+        var size: hsize_t = 0
+        return H5Fget_filesize(handle.id, &size) >= 0 ? Int(size) : Int.max
+    }
+
     /// Writes everything HDF5 buffers to the file; errors here (disk full) are output errors.
     func flush() throws {
         try site.check(H5Fflush(handle.id, H5F_SCOPE_GLOBAL), nil, "flushing the file")

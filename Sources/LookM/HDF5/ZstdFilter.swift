@@ -11,6 +11,13 @@ enum ZstdFilter {
     /// No valid chunk of a lookm file decompresses past this; HDF5 itself caps chunks at 4 GiB.
     static let maxChunkBytes = 1 << 32
 
+    /// The uncompressed size of the chunks being read, set by `H5Dataset` before each read: a frame
+    /// that claims more is damaged or hostile and is rejected before anything is allocated. HDF5
+    /// runs filters on the thread that reads, and lookm reads from one thread.
+    nonisolated(unsafe) static var expectedChunkBytes = 0
+
+    private static var limit: Int { expectedChunkBytes > 0 ? min(expectedChunkBytes, maxChunkBytes) : maxChunkBytes }
+
     /// Returns the number of valid bytes in `*buf`, or 0 to tell HDF5 the filter failed.
     private static func run(_ flags: UInt32, _ cdN: Int, _ cd: UnsafePointer<UInt32>?, _ nbytes: Int,
                             _ bufSize: UnsafeMutablePointer<Int>?,
@@ -41,7 +48,7 @@ enum ZstdFilter {
         let declared = ZSTD_getFrameContentSize(input, nbytes)
         if declared == ZSTD_CONTENTSIZE_ERROR { return nil }
         if declared != ZSTD_CONTENTSIZE_UNKNOWN {
-            guard declared <= UInt64(maxChunkBytes) else { return nil }
+            guard declared <= UInt64(limit) else { return nil }
             let n = Int(declared)
             guard let out = H5allocate_memory(max(n, 1), false) else { return nil }
             let r = ZSTD_decompress(out, n, input, nbytes)
@@ -60,10 +67,10 @@ enum ZstdFilter {
             if r == 0 { return (out, outBuf.pos) }                  // frame complete
             if inBuf.pos == inBuf.size && outBuf.pos < outBuf.size { H5free_memory(out); return nil }  // truncated
             if outBuf.pos == outBuf.size {
-                guard capacity < maxChunkBytes, let grown = H5resize_memory(out, min(capacity * 2, maxChunkBytes)) else {
+                guard capacity < limit, let grown = H5resize_memory(out, min(capacity * 2, limit)) else {
                     H5free_memory(out); return nil
                 }
-                capacity = min(capacity * 2, maxChunkBytes)
+                capacity = min(capacity * 2, limit)
                 out = grown
                 outBuf.dst = grown
                 outBuf.size = capacity
