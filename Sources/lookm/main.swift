@@ -14,7 +14,9 @@ do {
     try command.run()
 } catch let error as LookMError {
     if !error.message.isEmpty { printError("lookm: \(error.message)") }   // empty: a closed pipe, quiet
-    exit(error.exitCode)
+    // _exit: after a failed write (disk full) HDF5's exit-time cleanup retries the flush of the
+    // file it could not close and can crash; every temporary file is already gone by now.
+    _exit(error.exitCode)
 } catch {
     let code = LookmCommand.exitCode(for: error)
     let message = LookmCommand.fullMessage(for: error)

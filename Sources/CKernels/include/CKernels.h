@@ -55,6 +55,9 @@ void lookm_argmax_rows(const float *m, size_t rows, size_t cols, int32_t *index,
 /// (or -1 when the table is full or the path too long).
 int lookm_cleanup_register(const char *path);
 void lookm_cleanup_unregister(int slot);
-/// Installs the handlers (exit status 128 + signal after removing the files) and ignores SIGPIPE.
+/// Installs the handlers (exit status 128 + signal after removing the files), ignores SIGPIPE, and
+/// turns a memory fault while an input file is being read into exit 3 naming that file.
 void lookm_install_signal_handlers(void);
+/// Names the input file being read, for the fault handler's message.
+void lookm_set_input(const char *name);
 #endif

@@ -1,4 +1,5 @@
 import CHDF5
+import CKernels
 
 /// An open HDF5 file. Input files are opened read-only; output files are created fresh (never
 /// truncating something that exists), and must be `flush()`ed before they are renamed into place.
@@ -15,6 +16,7 @@ final class H5File {
     static func openForReading(_ path: String, displayName: String? = nil) throws -> H5File {
         H5Library.initialize()
         let site = H5Site(file: displayName ?? path, side: .input)
+        lookm_set_input(site.file)
         guard H5Fis_hdf5(path) > 0 else {
             H5Eclear2(h5e_default())
             throw site.error(nil, "not an HDF5 file (or not readable)")
