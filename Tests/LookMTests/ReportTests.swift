@@ -12,10 +12,13 @@ import Testing
     @Test func fullCacheHasNoErrorAndPerfectRecall() {
         let keys: [Float] = [1, 0, 0, 1, 1, 1], values: [Float] = [1, 2, 3, 4, 5, 6]
         let head = LayerCompressor.Head(position: [0, 1, 2], keys: keys, values: values, merged: [0, 0, 0], slotOf: [0, 1, 2])
+        let ws = Workspace()
         let f = keys.withUnsafeBufferPointer { k in
             values.withUnsafeBufferPointer { v in
-                Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], keys: k, values: v, headDim: 2, scale: 0.7, head: head,
-                                  modality: [.text, .image, .image])
+                let full = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slot: 0)
+                let same = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slot: 2)
+                return Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], full: full, compressed: same, headDim: 2,
+                                        scale: 0.7, head: head, modality: [.text, .image, .image], workspace: ws)
             }
         }
         #expect(f.outputError == 0 && abs(f.outputCosine! - 1) < 1e-12 && f.recallKept == 1 && f.recallMerged == 0)

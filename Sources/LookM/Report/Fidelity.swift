@@ -1,3 +1,4 @@
+import COpenBLAS
 /// What compression cost one query head, measured on the queries a dump offers (method-agnostic).
 struct HeadFidelity: Sendable {
     /// Mean over the queries of |o_c - o_f| / |o_f|, where o = softmax(q K^T * scale) V over the full
@@ -33,33 +34,49 @@ enum Fidelity {
     /// Per query head of kv head `g`: `queries` are `n x D` rows with their positions (`Int.max`
     /// for probes, which see everything); `keys`/`values` the full prompt; the `slot` arrays the
     /// compressed head. `scoreShare` replaces queries with a fixed distribution (attn_score).
-    static func measure(queries: [Float], positions: [Int], keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>,
-                        headDim D: Int, scale: Double, head: LayerCompressor.Head, modality: [Modality]) -> HeadFidelity {
-        let L = keys.count / D, K = head.position.count
+    /// A kv head's rows in Double, converted once for all its query heads.
+    struct Rows {
+        let keys: UnsafeBufferPointer<Double>
+        let values: UnsafeBufferPointer<Double>
+        let positions: [Int]
+
+        /// Converts `count` rows of keys and values into workspace Double slots `slot`, `slot + 1`.
+        init(keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, positions: [Int], D: Int, workspace: Workspace, slot: Int) {
+            let n = positions.count * D
+            let k = workspace.doubles(slot, n), v = workspace.doubles(slot + 1, n)
+            for i in 0..<n { k[i] = Double(keys[i]); v[i] = Double(values[i]) }
+            self.keys = UnsafeBufferPointer(k)
+            self.values = UnsafeBufferPointer(v)
+            self.positions = positions
+        }
+    }
+
+    static func measure(queries: [Float], positions: [Int], full: Rows, compressed: Rows, headDim D: Int, scale: Double,
+                        head: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> HeadFidelity {
+        let L = full.positions.count, n = positions.count
+        let limits = positions.map { min($0, L - 1) }
+        let q = workspace.doubles(4, n * D)
+        for i in 0..<(n * D) { q[i] = Double(queries[i]) }
+        let f = attention(UnsafeBufferPointer(q), n: n, full, limits: limits, D: D, scale: scale,
+                          weights: workspace.doubles(5, n * L), output: workspace.doubles(6, n * D))
+        let c = attention(UnsafeBufferPointer(q), n: n, compressed, limits: limits, D: D, scale: scale,
+                          weights: workspace.doubles(7, n * compressed.positions.count), output: workspace.doubles(8, n * D))
         var err = 0.0, cos = 0.0, kept = 0.0, merged = 0.0
         var text = ModalityRecall(), image = ModalityRecall()
-        let n = positions.count
-        for qi in 0..<n {
-            let q = qi * D, limit = min(positions[qi], L - 1)
-            let full = attention(queries, q, keys, values, rows: (0...limit).map { $0 }, D: D, scale: scale)
-            let visible = (0..<K).filter { Int(head.position[$0]) <= limit }
-            let compressed = head.keys.withUnsafeBufferPointer { kb in
-                head.values.withUnsafeBufferPointer { vb in
-                    attention(queries, q, kb, vb, rows: visible, D: D, scale: scale)
-                }
-            }
+        for i in 0..<n {
             var diff = 0.0, normF = 0.0, normC = 0.0, dot = 0.0
             for d in 0..<D {
-                let f = full.output[d], c = compressed.output[d]
-                diff += (c - f) * (c - f); normF += f * f; normC += c * c; dot += f * c
+                let a = f.output[i * D + d], b = c.output[i * D + d]
+                diff += (b - a) * (b - a); normF += a * a; normC += b * b; dot += a * b
             }
             err += normF > 0 ? (diff / normF).squareRoot() : (diff > 0 ? 1 : 0)
             cos += normF > 0 && normC > 0 ? dot / (normF * normC).squareRoot() : (normF == normC ? 1 : 0)
-            let share = massShares(full.weights, slotOf: head.slotOf, position: head.position)
+            let weights = Array(f.weights[(i * L)..<((i + 1) * L)])
+            let share = massShares(weights, slotOf: head.slotOf, position: head.position)
             kept += share.kept
             merged += share.merged
-            text.add(full.weights, head.slotOf, modality, text: true)
-            image.add(full.weights, head.slotOf, modality, text: false)
+            text.add(weights, head.slotOf, modality, text: true)
+            image.add(weights, head.slotOf, modality, text: false)
         }
         let m = Double(max(n, 1))
         return HeadFidelity(outputError: err / m, outputCosine: cos / m, recallKept: kept / m, recallMerged: merged / m,
@@ -105,26 +122,34 @@ enum Fidelity {
         return (kept, merged)
     }
 
-    /// softmax(q . rows^T * scale) . values, in Double; also the weights (per position index given).
-    private static func attention(_ queries: [Float], _ q: Int, _ keys: UnsafeBufferPointer<Float>, _ values: UnsafeBufferPointer<Float>,
-                                  rows: [Int], D: Int, scale: Double) -> (output: [Double], weights: [Double]) {
-        var logits = [Double](repeating: 0, count: rows.count)
-        var m = -Double.infinity
-        for (i, r) in rows.enumerated() {
-            var s = 0.0
-            for d in 0..<D { s += Double(queries[q + d]) * Double(keys[r * D + d]) }
-            logits[i] = s * scale
-            m = max(m, logits[i])
+    /// softmax(Q R^T * scale) V for `n` queries at once, in Double through BLAS (dgemm: exact enough
+    /// that a cache keeping everything measures 0). Row t is hidden from query i when its position
+    /// exceeds `limits[i]` (causal prompt queries). Weights `n x rows` and outputs `n x D` go to the
+    /// given buffers.
+    private static func attention(_ q: UnsafeBufferPointer<Double>, n: Int, _ rows: Rows, limits: [Int], D: Int, scale: Double,
+                                  weights w: UnsafeMutableBufferPointer<Double>, output out: UnsafeMutableBufferPointer<Double>)
+        -> (output: UnsafeMutableBufferPointer<Double>, weights: UnsafeMutableBufferPointer<Double>) {
+        let R = rows.positions.count
+        guard n > 0, R > 0 else {
+            for i in 0..<(n * D) { out[i] = 0 }
+            return (out, w)
         }
-        var total = 0.0
-        for i in logits.indices { logits[i] = (logits[i] - m).exp(); total += logits[i] }
-        var out = [Double](repeating: 0, count: D)
-        for (i, r) in rows.enumerated() {
-            let w = logits[i] / total
-            logits[i] = w
-            for d in 0..<D { out[d] += w * Double(values[r * D + d]) }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(R), Int32(D), scale, q.baseAddress, Int32(D),
+                    rows.keys.baseAddress, Int32(D), 0, w.baseAddress, Int32(R))
+        for i in 0..<n {
+            var m = -Double.infinity
+            for t in 0..<R where rows.positions[t] <= limits[i] { m = max(m, w[i * R + t]) }
+            var total = 0.0
+            for t in 0..<R {
+                let e = rows.positions[t] <= limits[i] ? (w[i * R + t] - m).exp() : 0
+                w[i * R + t] = e
+                total += e
+            }
+            if total > 0 { for t in 0..<R { w[i * R + t] /= total } }
         }
-        return (out, logits)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(D), Int32(R), 1, w.baseAddress, Int32(R),
+                    rows.values.baseAddress, Int32(D), 0, out.baseAddress, Int32(D))
+        return (out, w)
     }
 
     /// Relative L2 distance of each merged slot's key (and value) from its original row: how far

@@ -31,14 +31,23 @@ struct FidelityQueries {
         throw dump.file.site.error(Layout.layer(layer.index), "has neither probe_query, query nor attn_score: fidelity cannot be measured; report without --reference for the memory part")
     }
 
-    /// Fidelity of query head `h` against its kv head's full keys/values and compressed head.
-    func measure(head h: Int, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim: Int,
-                 scale: Double, compressed: LayerCompressor.Head, modality: [Modality]) -> HeadFidelity {
-        switch source {
-        case .scores: return Fidelity.measure(scores: scores[h], head: compressed, modality: modality)
-        case .probe, .prompt:
-            return Fidelity.measure(queries: rows[h], positions: positions, keys: keys, values: values,
-                                    headDim: headDim, scale: scale, head: compressed, modality: modality)
+    /// Fidelity of every query head of kv head `g` (`heads`) against the kv head's full keys and
+    /// values and its compressed head.
+    func measure(heads: Range<Int>, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim D: Int,
+                 scale: Double, compressed: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> [HeadFidelity] {
+        guard source != .scores else {
+            return heads.map { Fidelity.measure(scores: scores[$0], head: compressed, modality: modality) }
+        }
+        let L = keys.count / D
+        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<L), D: D, workspace: workspace, slot: 0)
+        let small = compressed.keys.withUnsafeBufferPointer { kb in
+            compressed.values.withUnsafeBufferPointer { vb in
+                Fidelity.Rows(keys: kb, values: vb, positions: compressed.position.map(Int.init), D: D, workspace: workspace, slot: 2)
+            }
+        }
+        return heads.map { h in
+            Fidelity.measure(queries: rows[h], positions: positions, full: full, compressed: small, headDim: D, scale: scale,
+                             head: compressed, modality: modality, workspace: workspace)
         }
     }
 }

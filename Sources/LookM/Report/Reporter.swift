@@ -46,9 +46,8 @@ public enum Reporter {
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-            let perQuery = (g * group ..< (g + 1) * group).map { h in
-                queries.measure(head: h, keys: k, values: v, headDim: D, scale: scale, compressed: heads[g], modality: dump.tokens.modality)
-            }
+            let perQuery = queries.measure(heads: g * group ..< (g + 1) * group, keys: k, values: v, headDim: D, scale: scale,
+                                           compressed: heads[g], modality: dump.tokens.modality, workspace: ws)
             return (perQuery, Fidelity.shift(head: heads[g], keys: k, values: v, D: D))
         }
         for (g, r) in results.enumerated() {
