@@ -102,3 +102,30 @@ import Testing
         }
     }
 }
+
+/// Chunks encoded by lookm's workers (convert, shuffle, zstd) equal what HDF5's filters make.
+@Suite struct ChunkEncoderTests {
+    @Test(arguments: [(ElementType.float16, Codec.zstd(level: 3)), (.bfloat16, .zstd(level: 1)), (.float32, .none), (.float16, .none)])
+    func encodedChunksReadBackAndMatchHDF5sFilters(type: ElementType, codec: Codec) throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("t.h5")
+        let heads = 2, rows = 700, cols = 64          // 700 rows: two uneven chunks, the last one padded
+        let input = TensorRoundTripTests.values(heads * rows * cols)
+        do {
+            let file = try H5File.create(path)
+            let viaHDF5 = try TensorWriter(file: file, path: "/a", type: type, shape: [heads, rows, cols], codec: codec)
+            let viaEncoder = try TensorWriter(file: file, path: "/b", type: type, shape: [heads, rows, cols], codec: codec)
+            #expect(viaEncoder.encoder.supported)
+            for h in 0..<heads {
+                let part = Array(input[(h * rows * cols)..<((h + 1) * rows * cols)])
+                try viaHDF5.write(head: h, part)
+                try viaEncoder.writeEncoded(head: h, part.withUnsafeBufferPointer { viaEncoder.encoder.encode($0) })
+            }
+            try file.flush()
+        }
+        let file = try H5File.openForReading(path)
+        let a = try TensorReader(try file.openDataset("/a")), b = try TensorReader(try file.openDataset("/b"))
+        #expect(a.dataset.storageBytes == b.dataset.storageBytes)
+        for h in 0..<heads { #expect(try a.read(head: h).map(\.bitPattern) == b.read(head: h).map(\.bitPattern)) }
+    }
+}

@@ -72,12 +72,31 @@ final class CacheLayerWriter {
         slotOf = try ints("slot_of", shape.seqLen)
     }
 
+    /// Encoders of the key and value chunks, for workers (nil when HDF5 must run the codec itself).
+    var encoders: (key: ChunkEncoder, value: ChunkEncoder)? {
+        let k = key.encoder, v = value.encoder
+        return k.supported && kept > 0 ? (k, v) : nil
+    }
+
+    /// Writes kv head `head` from chunks the workers encoded, and the slot bookkeeping.
+    func write(head: Int, encodedKey: [ChunkEncoder.Chunk], encodedValue: [ChunkEncoder.Chunk],
+               position pos: [Int32], merged m: [Int32], slotOf s: [Int32]) throws {
+        try key.writeEncoded(head: head, encodedKey)
+        try value.writeEncoded(head: head, encodedValue)
+        try writeSlots(head: head, pos, m, s)
+    }
+
     /// Writes kv head `head`: `kept x head_dim` keys and values, and the slot bookkeeping.
     func write(head: Int, key k: UnsafeBufferPointer<Float>, value v: UnsafeBufferPointer<Float>,
                position pos: [Int32], merged m: [Int32], slotOf s: [Int32]) throws {
         precondition(pos.count == kept && m.count == kept && s.count == seqLen, "slot table sizes")
         try key.write(head: head, k)
         try value.write(head: head, v)
+        try writeSlots(head: head, pos, m, s)
+    }
+
+    private func writeSlots(head: Int, _ pos: [Int32], _ m: [Int32], _ s: [Int32]) throws {
+        precondition(pos.count == kept && m.count == kept && s.count == seqLen, "slot table sizes")
         for (d, values) in [(position, pos), (merged, m), (slotOf, s)] where !values.isEmpty {
             try values.withUnsafeBytes {
                 try d.write(start: [head, 0], count: [1, values.count], memoryType: h5t_native_int32(), from: $0.baseAddress!)

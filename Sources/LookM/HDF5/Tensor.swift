@@ -132,6 +132,7 @@ final class TensorReader {
 final class TensorWriter {
     let dataset: H5Dataset
     let type: ElementType
+    let codec: Codec
     private let memoryType: H5Handle
     private let scratch = ScratchBuffer()
 
@@ -156,6 +157,7 @@ final class TensorWriter {
         dataset = try H5Dataset.create(in: file, path: path, fileType: fileType.id, shape: shape, chunk: chunk, codec: codec)
         if type == .bfloat16 { try dataset.attributes().set("dtype", string: "bfloat16") }
         self.type = type
+        self.codec = codec
         self.memoryType = fileType
     }
 

@@ -110,12 +110,12 @@ public enum Compressor {
         let input = try LayerInput(layer, buffers: buffers)
         let result = try LayerCompressor(selector: selector, merge: merge)
             .run(input, layer: layer, dump: dump, context: context, workspaces: workspaces)
-        return try writeLayer(result, layer: i, input: input, dump: dump, to: writer, workspace: workspaces[0])
+        return try writeLayer(result, layer: i, input: input, dump: dump, to: writer, workspace: workspaces[0], threads: workspaces.count)
     }
 
     /// Writes one layer's result: its compressed heads, or the layer unchanged.
     static func writeLayer(_ result: LayerCompressor.Result, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
-                      workspace ws: Workspace) throws -> CompressSummary.Layer {
+                           workspace ws: Workspace, threads: Int = 1) throws -> CompressSummary.Layer {
         let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads
         let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
         switch result {
@@ -130,10 +130,22 @@ public enum Compressor {
             return .init(index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot, kvBytesOut: L * bytesPerSlot)
         case .compressed(let kept, let heads):
             let out = try writer.layer(i, kept: kept)
-            for (g, h) in heads.enumerated() {
-                try h.keys.withUnsafeBufferPointer { kb in
-                    try h.values.withUnsafeBufferPointer { vb in
-                        try out.write(head: g, key: kb, value: vb, position: h.position, merged: h.merged, slotOf: h.slotOf)
+            if let encoders = out.encoders {
+                // Convert, shuffle and compress every head on the workers; HDF5 only stores bytes.
+                let encoded = try parallelMap(G, threads) { g, _ in
+                    (heads[g].keys.withUnsafeBufferPointer { encoders.key.encode($0) },
+                     heads[g].values.withUnsafeBufferPointer { encoders.value.encode($0) })
+                }
+                for (g, h) in heads.enumerated() {
+                    try out.write(head: g, encodedKey: encoded[g].0, encodedValue: encoded[g].1,
+                                  position: h.position, merged: h.merged, slotOf: h.slotOf)
+                }
+            } else {
+                for (g, h) in heads.enumerated() {
+                    try h.keys.withUnsafeBufferPointer { kb in
+                        try h.values.withUnsafeBufferPointer { vb in
+                            try out.write(head: g, key: kb, value: vb, position: h.position, merged: h.merged, slotOf: h.slotOf)
+                        }
                     }
                 }
             }
