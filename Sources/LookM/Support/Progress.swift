@@ -1,4 +1,3 @@
-import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,10 +48,4 @@ func writeStderr(_ text: String) {
         if n <= 0 { return }
         offset += n
     }
-}
-
-/// SIGINT/SIGTERM/SIGHUP remove the temporary files of outputs in progress, then exit 128 + signal;
-/// SIGPIPE is ignored so that writes to a closed pipe fail with an error instead of killing lookm.
-public func installSignalHandlers() {
-    lookm_install_signal_handlers()
 }
