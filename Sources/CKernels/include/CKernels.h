@@ -61,3 +61,11 @@ void lookm_install_signal_handlers(void);
 /// Names the input file being read, for the fault handler's message.
 void lookm_set_input(const char *name);
 #endif
+
+#ifndef LOOKM_CKERNELS_CHUNK_LIMIT
+#define LOOKM_CKERNELS_CHUNK_LIMIT
+/// Per-thread uncompressed size of the chunks the current HDF5 read expects (0: unknown). HDF5 runs
+/// filters on the thread that reads, so a thread-local value is exact even when several threads read.
+void lookm_set_chunk_limit(size_t bytes);
+size_t lookm_chunk_limit(void);
+#endif

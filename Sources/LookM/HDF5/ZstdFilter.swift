@@ -1,4 +1,5 @@
 import CHDF5
+import CKernels
 import CZstd
 
 /// HDF5 filter 32015 (zstd), registered in-process so lookm reads and writes zstd datasets without
@@ -11,10 +12,13 @@ enum ZstdFilter {
     /// No valid chunk of a lookm file decompresses past this; HDF5 itself caps chunks at 4 GiB.
     static let maxChunkBytes = 1 << 32
 
-    /// The uncompressed size of the chunks being read, set by `H5Dataset` before each read: a frame
-    /// that claims more is damaged or hostile and is rejected before anything is allocated. HDF5
-    /// runs filters on the thread that reads, and lookm reads from one thread.
-    nonisolated(unsafe) static var expectedChunkBytes = 0
+    /// The uncompressed size of the chunks being read, set by `H5Dataset` before each read (per
+    /// thread: HDF5 runs filters on the reading thread): a frame that claims more is damaged or
+    /// hostile and is rejected before anything is allocated.
+    static var expectedChunkBytes: Int {
+        get { Int(lookm_chunk_limit()) }
+        set { lookm_set_chunk_limit(newValue) }
+    }
 
     private static var limit: Int { expectedChunkBytes > 0 ? min(expectedChunkBytes, maxChunkBytes) : maxChunkBytes }
 
