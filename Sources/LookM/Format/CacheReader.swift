@@ -30,9 +30,7 @@ final class CacheReader {
                             mtime: try required("source_mtime", attrs.int))
         writerVersion = try required("lookm_version", attrs.string)
         tokens = try TokenTable.read(file, seqLen: shape.seqLen)
-        for i in 0..<shape.numLayers where !file.exists(Layout.layer(i)) {
-            throw site.error(Layout.layer(i), "missing (num_layers = \(shape.numLayers))")
-        }
+        try shape.requireLayers(in: file)
         elementType = try CacheLayer(file: file, shape: shape, index: 0).key.type
     }
 

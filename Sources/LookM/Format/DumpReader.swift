@@ -37,10 +37,7 @@ final class DumpReader {
         } else {
             probePositions = nil
         }
-        // A missing layer is an error up front, not a surprise half way through a long run.
-        for i in 0..<shape.numLayers where !file.exists(Layout.layer(i)) {
-            throw file.site.error(Layout.layer(i), "missing (num_layers = \(shape.numLayers))")
-        }
+        try shape.requireLayers(in: file)
         elementType = try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: 0, checkType: nil).key.type
     }
 

@@ -37,6 +37,14 @@ public struct ModelShape: Equatable, Codable, Sendable {
         return shape
     }
 
+    /// Every layer `0 ..< num_layers` must exist: a missing one is an error up front, not a
+    /// surprise half way through a long run.
+    func requireLayers(in file: H5File) throws {
+        for i in 0..<numLayers where !file.exists(Layout.layer(i)) {
+            throw file.site.error(Layout.layer(i), "missing (num_layers = \(numLayers))")
+        }
+    }
+
     func write(_ attrs: H5Attributes) throws {
         try attrs.set("num_layers", int: numLayers)
         try attrs.set("num_heads", int: numHeads)

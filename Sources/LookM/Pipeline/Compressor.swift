@@ -36,8 +36,9 @@ public enum Compressor {
         let source = input.displayName == "stdin"
             ? SourceInfo(name: "-", size: SourceInfo.of(path: input.path, name: "-").size, mtime: 0)
             : SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base)
+        let method = settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)
         let writer = try CacheWriter(output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
-                                     codec: settings.codec, method: settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads), source: source)
+                                     codec: settings.codec, method: method, source: source)
         var layers: [CompressSummary.Layer] = []
         let buffers = (key: RawBuffer(), value: RawBuffer())
         let workspaces = Workspace.pool(threads)
@@ -50,7 +51,7 @@ public enum Compressor {
         try writer.finish()
         var fileBytes = SourceInfo.of(path: finalPath, name: "").size
         if isStdout(destination) { fileBytes = try copyToStdout(finalPath) }
-        return CompressSummary(input: input.displayName, output: displayOut, method: JSONValue.parse(settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)) ?? .null,
+        return CompressSummary(input: input.displayName, output: displayOut, method: JSONValue.parse(method) ?? .null,
                                seqLen: s.seqLen, layers: layers, kvBytesIn: layers.reduce(0) { $0 + $1.kvBytesIn },
                                kvBytesOut: layers.reduce(0) { $0 + $1.kvBytesOut }, fileBytes: fileBytes,
                                seconds: (ContinuousClock.now - start).seconds)
@@ -83,24 +84,11 @@ public enum Compressor {
         guard fd >= 0 else { throw LookMError.output("stdout", nil, "temporary cache vanished") }
         unlink(path)
         defer { close(fd) }
-        let size = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
-        var total = 0
-        while true {
-            let n = read(fd, buffer, size)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            var off = 0
-            while off < n {
-                let w = write(1, buffer + off, n - off)
-                if w < 0 && errno == EINTR { continue }
-                guard w > 0 else { throw LookMError(.output, "") }   // downstream closed: quiet
-                off += w
-            }
-            total += n
+        switch FileDescriptors.copy(from: fd, to: 1) {
+        case .success(let total): return total
+        case .failure(.write): throw LookMError(.output, "")   // downstream closed: quiet
+        case .failure(let f): throw LookMError.output("stdout", nil, "cannot read the temporary cache: \(f.reason)")
         }
-        return total
     }
 
     private static func compressLayer(_ i: Int, dump: DumpReader, context: LayerContext, selector: any Selector,

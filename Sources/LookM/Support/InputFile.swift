@@ -37,25 +37,9 @@ public final class InputFile {
         path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         spilled = true
         cleanupSlot = lookm_cleanup_register(path)
-        let chunk = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(0, buffer, chunk)
-            if n == 0 { break }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LookMError.invalid("stdin", nil, "cannot read: \(String(cString: strerror(errno)))")
-            }
-            var off = 0
-            while off < n {
-                let w = write(fd, buffer + off, n - off)
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    throw LookMError(.other, "stdin: cannot spill to a temporary file: \(String(cString: strerror(errno)))")
-                }
-                off += w
-            }
+        if case .failure(let f) = FileDescriptors.copy(from: 0, to: fd) {
+            if case .read = f { throw LookMError.invalid("stdin", nil, "cannot read: \(f.reason)") }
+            throw LookMError(.other, "stdin: cannot spill to a temporary file in \(dir): \(f.reason)")
         }
     }
 

@@ -41,11 +41,5 @@ public func printError(_ line: String) {
 /// Unbuffered write to file descriptor 2 (no shared `FILE *`, which Swift 6 rejects as unsafe).
 func writeStderr(_ text: String) {
     var bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
-        offset += n
-    }
+    _ = bytes.withUnsafeMutableBytes { FileDescriptors.writeAll(2, $0.baseAddress!, $0.count) }
 }
