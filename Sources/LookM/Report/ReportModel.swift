@@ -11,19 +11,20 @@ public struct Statistic: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey { case mean, worst, worstLayer = "worst_layer", worstHead = "worst_head" }
 }
 
-/// Fidelity of one (layer, query head) cell, or a layer's mean over its heads.
+/// Fidelity of one (layer, query head) cell, or a layer's mean over its heads. Derived fields are
+/// stored (set once in `init`) so that the synthesized Codable writes them.
 public struct FidelityRow: Codable, Sendable {
-    public var layer: Int
+    public let layer: Int
     /// Query head; nil in per-layer rows.
-    public var head: Int?
-    public var outputError: Double?
-    public var outputCosine: Double?
-    public var recallKept: Double
-    public var recallMerged: Double
-    public var recall: Double { recallKept + recallMerged }
+    public let head: Int?
+    public let outputError: Double?
+    public let outputCosine: Double?
+    public let recallKept: Double
+    public let recallMerged: Double
+    public let recall: Double
     /// Recall within the text and within the non-text attention mass.
-    public var recallText: Double?
-    public var recallImage: Double?
+    public let recallText: Double?
+    public let recallImage: Double?
     enum CodingKeys: String, CodingKey {
         case layer, head, recall
         case outputError = "output_error", outputCosine = "output_cosine", recallKept = "recall_kept", recallMerged = "recall_merged"
@@ -32,24 +33,8 @@ public struct FidelityRow: Codable, Sendable {
     public init(layer: Int, head: Int?, outputError: Double?, outputCosine: Double?, recallKept: Double, recallMerged: Double,
                 recallText: Double? = nil, recallImage: Double? = nil) {
         self.layer = layer; self.head = head; self.outputError = outputError; self.outputCosine = outputCosine
-        self.recallKept = recallKept; self.recallMerged = recallMerged; self.recallText = recallText; self.recallImage = recallImage
-    }
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        layer = try c.decode(Int.self, forKey: .layer); head = try c.decodeIfPresent(Int.self, forKey: .head)
-        outputError = try c.decodeIfPresent(Double.self, forKey: .outputError)
-        outputCosine = try c.decodeIfPresent(Double.self, forKey: .outputCosine)
-        recallKept = try c.decode(Double.self, forKey: .recallKept); recallMerged = try c.decode(Double.self, forKey: .recallMerged)
-        recallText = try c.decodeIfPresent(Double.self, forKey: .recallText)
-        recallImage = try c.decodeIfPresent(Double.self, forKey: .recallImage)
-    }
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(layer, forKey: .layer); try c.encodeIfPresent(head, forKey: .head)
-        try c.encodeIfPresent(outputError, forKey: .outputError); try c.encodeIfPresent(outputCosine, forKey: .outputCosine)
-        try c.encode(recallKept, forKey: .recallKept); try c.encode(recallMerged, forKey: .recallMerged)
-        try c.encode(recall, forKey: .recall)
-        try c.encodeIfPresent(recallText, forKey: .recallText); try c.encodeIfPresent(recallImage, forKey: .recallImage)
+        self.recallKept = recallKept; self.recallMerged = recallMerged; self.recall = recallKept + recallMerged
+        self.recallText = recallText; self.recallImage = recallImage
     }
 }
 
@@ -137,22 +122,22 @@ struct FidelityAccumulator {
     }
 }
 
-/// The memory part of a report, from the cache alone.
+/// The memory part of a report, from the cache alone. Derived fields are stored (set in `init`).
 public struct MemoryRow: Codable, Sendable {
-    public var layer: Int?
+    public let layer: Int?
     /// Slots per kv head (mean over layers in the total row).
-    public var kept: Double
+    public let kept: Double
     /// Kept slots per kv head holding text and non-text tokens.
-    public var keptText: Double
-    public var keptImage: Double
+    public let keptText: Double
+    public let keptImage: Double
     /// Evicted tokens folded into slots, and positions accounted to no slot, over kv heads.
-    public var merged: Int
-    public var dropped: Int
-    public var kvBytesOriginal: Int
-    public var kvBytesCache: Int
-    public var kvBytesDisk: Int
-    public var savedPercent: Double { kvBytesOriginal == 0 ? 0 : 100 * Double(kvBytesOriginal - kvBytesCache) / Double(kvBytesOriginal) }
-    public var ratio: Double { kvBytesCache == 0 ? 0 : Double(kvBytesOriginal) / Double(kvBytesCache) }
+    public let merged: Int
+    public let dropped: Int
+    public let kvBytesOriginal: Int
+    public let kvBytesCache: Int
+    public let kvBytesDisk: Int
+    public let savedPercent: Double
+    public let ratio: Double
 
     enum CodingKeys: String, CodingKey {
         case layer, kept, merged, dropped, ratio
@@ -163,22 +148,8 @@ public struct MemoryRow: Codable, Sendable {
                 kvBytesOriginal: Int, kvBytesCache: Int, kvBytesDisk: Int) {
         self.layer = layer; self.kept = kept; self.keptText = keptText; self.keptImage = keptImage; self.merged = merged
         self.dropped = dropped; self.kvBytesOriginal = kvBytesOriginal; self.kvBytesCache = kvBytesCache; self.kvBytesDisk = kvBytesDisk
-    }
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        layer = try c.decodeIfPresent(Int.self, forKey: .layer); kept = try c.decode(Double.self, forKey: .kept)
-        keptText = try c.decode(Double.self, forKey: .keptText); keptImage = try c.decode(Double.self, forKey: .keptImage)
-        merged = try c.decode(Int.self, forKey: .merged); dropped = try c.decode(Int.self, forKey: .dropped)
-        kvBytesOriginal = try c.decode(Int.self, forKey: .kvBytesOriginal); kvBytesCache = try c.decode(Int.self, forKey: .kvBytesCache)
-        kvBytesDisk = try c.decode(Int.self, forKey: .kvBytesDisk)
-    }
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encodeIfPresent(layer, forKey: .layer); try c.encode(kept, forKey: .kept)
-        try c.encode(keptText, forKey: .keptText); try c.encode(keptImage, forKey: .keptImage)
-        try c.encode(merged, forKey: .merged); try c.encode(dropped, forKey: .dropped)
-        try c.encode(kvBytesOriginal, forKey: .kvBytesOriginal); try c.encode(kvBytesCache, forKey: .kvBytesCache)
-        try c.encode(kvBytesDisk, forKey: .kvBytesDisk); try c.encode(savedPercent, forKey: .savedPercent); try c.encode(ratio, forKey: .ratio)
+        savedPercent = kvBytesOriginal == 0 ? 0 : 100 * Double(kvBytesOriginal - kvBytesCache) / Double(kvBytesOriginal)
+        ratio = kvBytesCache == 0 ? 0 : Double(kvBytesOriginal) / Double(kvBytesCache)
     }
 
     static func total(_ rows: [MemoryRow]) -> MemoryRow {
