@@ -16,10 +16,17 @@ struct CompressCommand: ParsableCommand {
             --recent-ratio (default 0.1 each), or --budget B (keep floor(L*B) tokens), or --keep N. \
             --variant reference reproduces the authors' implementation bit for bit (official modes \
             only). A summary line goes to stderr; --json prints the per-layer facts on stdout.
+
+            Batch mode (--out-dir DIR, docs/batch.md): every DUMP and every --manifest line becomes \
+            DIR/<stem>.lookm.h5; --shard I/N takes every N-th; outputs already made with the same \
+            settings from the unchanged dump are skipped; one JSON line per dump goes to \
+            DIR/results/ (--json also prints them on stdout); `lookm collect DIR` gathers them.
             """)
 
-    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin.", valueName: "dump"))
-    var dump: String
+    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin; several with --out-dir.", valueName: "dump"))
+    var dumps: [String] = []
+
+    @OptionGroup var batch: BatchFlags
 
     @Option(name: [.short, .customLong("output")],
             help: ArgumentHelp("The cache to write (default: DUMP with .lookm.h5), or - for stdout.", valueName: "file"))
@@ -42,13 +49,19 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
     @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the output is the same for any value.")
     var threads: Int?
-    @Flag(help: "Replace an existing output file.") var force = false
+    @Flag(help: "Replace an existing output file (batch mode: also outputs made with other settings).") var force = false
     @Flag(help: "Print the per-layer summary as one JSON document on stdout (keys in docs/compress.md).") var json = false
 
     func validate() throws {
+        try batch.validate(inputs: dumps, extra: output != nil ? "-o" : nil)
+        if let threads, threads < 1 { throw ValidationError("--threads \(threads): must be at least 1") }
+        guard !batch.isBatch else { return }
+        guard dumps.count == 1 else {
+            throw ValidationError(dumps.isEmpty ? "give a dump to compress" : "\(dumps.count) dumps given: compress several with --out-dir DIR (batch mode)")
+        }
+        let dump = dumps[0]
         if json && output == "-" { throw ValidationError("--json prints to stdout, which -o - already uses for the cache; write the cache to a file, or drop --json") }
         if dump == "-" && output == nil { throw ValidationError("reading the dump from stdin needs -o FILE (or -o - for stdout)") }
-        if let threads, threads < 1 { throw ValidationError("--threads \(threads): must be at least 1") }
     }
 
     func run() throws {
@@ -56,11 +69,17 @@ struct CompressCommand: ParsableCommand {
             method: method, selector: selector, merge: merge, variant: variant, hhRatio: hhRatio, recentRatio: recentRatio,
             budget: budget, keep: keep, gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed,
             codec: try Codec.parse(codec.rawValue, level: level))
+        let threads = self.threads ?? Parallel.defaultThreads
+        if batch.isBatch {
+            try batch.run(.compress(settings: settings, threads: threads), dumps: dumps, force: force, json: json)
+            return
+        }
+        let dump = dumps[0]
         let input = try InputFile(dump)
         let destination: CacheDestination = output == "-" ? .stdout : .file(output ?? Compressor.defaultOutput(for: dump))
         let progress = Progress("compress: layer")
         let summary = try Compressor.run(input: input, destination: destination, force: force, settings: settings,
-                                         threads: threads ?? Parallel.defaultThreads) { progress.update($0, of: $1) }
+                                         threads: threads) { progress.update($0, of: $1) }
         progress.finish()
         printError(summary.line)
         if json { print(try summary.json()) }

@@ -12,5 +12,5 @@ struct LookmCommand: ParsableCommand {
             File formats: docs/format.md.
             """,
         version: lookmVersion,
-        subcommands: [CompressCommand.self, ReportCommand.self, SweepCommand.self, InspectCommand.self, SynthCommand.self])
+        subcommands: [CompressCommand.self, ReportCommand.self, SweepCommand.self, CollectCommand.self, InspectCommand.self, SynthCommand.self])
 }

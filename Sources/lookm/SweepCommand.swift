@@ -11,10 +11,16 @@ struct SweepCommand: ParsableCommand {
             every method keeps the same number) reading each layer once, and prints one row per \
             setting: kept share, memory saved, attention-output error and cosine, mass recall. No \
             cache is written unless --keep-caches DIR. --plot draws memory against fidelity per method.
+
+            Batch mode (--out-dir DIR, docs/batch.md): every DUMP and every --manifest line gets \
+            DIR/<stem>.sweep.json (the --format json document); --shard I/N, skipping of current \
+            results and DIR/results/ work as for compress; `lookm collect DIR` merges the tables.
             """)
 
-    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin.", valueName: "dump"))
-    var dump: String
+    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin; several with --out-dir.", valueName: "dump"))
+    var dumps: [String] = []
+
+    @OptionGroup var batch: BatchFlags
 
     @Option(help: "Comma-separated methods of method.md section 5.")
     var methods = Sweeper.defaultMethods.joined(separator: ",")
@@ -25,10 +31,18 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); results are the same for any value.") var jobs: Int?
     @Option(name: .customLong("keep-caches"), help: ArgumentHelp("Also write every setting's cache into this directory.", valueName: "dir"))
     var keepCaches: String?
-    @Flag(help: "With --keep-caches: replace existing caches.") var force = false
+    @Flag(help: "With --keep-caches: replace existing caches (batch mode: also sweep results of other settings).") var force = false
+    @Flag(help: "Batch mode: also print each dump's result record on stdout (JSON lines).") var json = false
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs \(jobs): must be at least 1") }
+        try batch.validate(inputs: dumps, extra: plot != nil ? "--plot" : nil)
+        if !batch.isBatch {
+            if json { throw ValidationError("--json is for batch mode; for one dump use --format json") }
+            guard dumps.count == 1 else {
+                throw ValidationError(dumps.isEmpty ? "give a dump to sweep" : "\(dumps.count) dumps given: sweep several with --out-dir DIR (batch mode)")
+            }
+        }
     }
 
     func run() throws {
@@ -40,8 +54,13 @@ struct SweepCommand: ParsableCommand {
         }
         let settings = try Sweeper.settings(methods: methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
                                             budgets: budgetValues, codec: .zstd(level: 3))
+        let threads = jobs ?? Parallel.defaultThreads
+        if batch.isBatch {
+            try batch.run(.sweep(settings: settings, threads: threads, keepCaches: keepCaches), dumps: dumps, force: force, json: json)
+            return
+        }
         let progress = Progress("sweep: layer")
-        let result = try Sweeper.run(dump: try InputFile(dump), settings: settings, threads: jobs ?? Parallel.defaultThreads,
+        let result = try Sweeper.run(dump: try InputFile(dumps[0]), settings: settings, threads: threads,
                                      keepCaches: keepCaches, force: force) { progress.update($0, of: $1) }
         progress.finish()
         if let plot { try result.plot.write(to: plot) }

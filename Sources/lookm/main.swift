@@ -16,6 +16,7 @@ do {
     if !error.message.isEmpty { printError("lookm: \(error.message)") }   // empty: a closed pipe, quiet
     // _exit: after a failed write (disk full) HDF5's exit-time cleanup retries the flush of the
     // file it could not close and can crash; every temporary file is already gone by now.
+    fflush(nil)   // what a command printed before failing (collect's table) still reaches stdout
     _exit(error.exitCode)
 } catch {
     let code = LookmCommand.exitCode(for: error)

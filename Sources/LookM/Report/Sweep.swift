@@ -26,7 +26,11 @@ public struct SweepResult: Codable, Sendable {
     public var dump: String
     public var querySource: QuerySource
     public var rows: [SweepRow]
-    enum CodingKeys: String, CodingKey { case dump, rows, reportVersion = "report_version", querySource = "query_source" }
+    /// The dump's size and mtime, and every setting's canonical `method` JSON (as a JSON array):
+    /// what batch mode compares to decide a rerun can skip this dump.
+    public var source: SourceInfo?
+    public var settings: String?
+    enum CodingKeys: String, CodingKey { case dump, rows, source, settings, reportVersion = "report_version", querySource = "query_source" }
 }
 
 public enum Sweeper {
@@ -110,7 +114,14 @@ public enum Sweeper {
                             outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
                             cache: paths?[n])
         }
-        return SweepResult(dump: dump.name, querySource: source, rows: rows)
+        return SweepResult(dump: dump.name, querySource: source, rows: rows,
+                           source: SourceInfo.of(path: input.path, name: input.displayName == "stdin" ? "-" : AtomicOutput.split(input.path).base),
+                           settings: settingsJSON(settings, shape: s))
+    }
+
+    /// Every setting's canonical JSON, in order, as one JSON array.
+    static func settingsJSON(_ settings: [(String, Double, CompressionSettings)], shape s: ModelShape) -> String {
+        "[" + settings.map { $0.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads) }.joined(separator: ",") + "]"
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import CKernels
 #if canImport(Glibc)
 import Glibc
@@ -43,10 +44,11 @@ final class AtomicOutput {
     }
 
     /// Removes `.<base>.lookm-tmp.<host>.<pid>` files of this host whose process is gone (a run
-    /// killed with SIGKILL). Another host's files and live processes' files are never touched:
-    /// on a shared file system, a pid means nothing elsewhere.
-    static func removeStaleTemporaries(dir: String, base: String, host: String) {
-        let prefix = ".\(base).lookm-tmp.\(host)."
+    /// killed with SIGKILL), for one `base` or (nil) every output in `dir`. Another host's files
+    /// and live processes' files are never touched: on a shared file system, a pid means nothing
+    /// elsewhere.
+    static func removeStaleTemporaries(dir: String, base: String?, host: String) {
+        let marker = ".lookm-tmp.\(host)."
         guard let d = opendir(dir) else { return }
         defer { closedir(d) }
         while let entry = readdir(d) {
@@ -54,11 +56,25 @@ final class AtomicOutput {
                 let bytes = raw.prefix { $0 != 0 }
                 return String(decoding: bytes, as: UTF8.self)
             }
-            guard name.hasPrefix(prefix), let pid = Int32(String(name.dropFirst(prefix.count))), pid > 0 else { continue }
+            guard name.hasPrefix("."), let range = name.range(of: marker, options: .backwards),
+                  base == nil || name[name.index(after: name.startIndex)..<range.lowerBound] == base!,
+                  let pid = Int32(name[range.upperBound...]), pid > 0 else { continue }
             if pid == getpid() || (kill(pid, 0) == -1 && Glibc.errno == ESRCH) {
                 unlink("\(dir)/\(name)")
             }
         }
+    }
+
+    /// Writes a small text file atomically (a sweep result).
+    static func write(_ text: String, to path: String, force: Bool, inputs: [String]) throws {
+        let output = try AtomicOutput(finalPath: path, force: force, inputs: inputs)
+        let fd = open(output.temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LookMError.output(path, nil, "cannot create: \(AtomicOutput.errno())") }
+        let bytes = Array(text.utf8)
+        let failure = bytes.withUnsafeBytes { FileDescriptors.writeAll(fd, $0.baseAddress!, $0.count) }
+        close(fd)
+        if let failure { throw LookMError.output(path, nil, "cannot write: \(failure.reason)") }
+        try output.commit()
     }
 
     /// Syncs the temporary file and moves it to the final name. Call after the file is closed.

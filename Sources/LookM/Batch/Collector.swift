@@ -1,0 +1,160 @@
+import Foundation
+
+/// `lookm collect DIR`: the state of a batch folder, from its result files and its outputs. The
+/// latest record of each dump counts; every dump the manifest lists (or any record names) must have
+/// a successful one whose output still exists and is valid, else it is listed as a problem.
+public struct Collection: Codable, Sendable {
+    public struct Problem: Codable, Sendable, Equatable {
+        public enum Kind: String, Codable, Sendable {
+            /// No record at all: never run, or the worker died (cancelled, out of memory, node lost).
+            case missing
+            /// The latest record failed.
+            case failed
+            /// Recorded as done, but the output is gone or no longer a valid output.
+            case outputMissing = "output_missing", outputInvalid = "output_invalid"
+            /// Done from an earlier version of the dump (its size or mtime changed since).
+            case stale
+            /// A line under results/ that is not a record.
+            case unreadable
+        }
+        public var kind: Kind
+        public var dump: String
+        public var detail: String?
+    }
+
+    /// `compress` or `sweep`.
+    public var kind: String
+    /// The latest record of each dump, in manifest order (else by dump path).
+    public var records: [BatchRecord]
+    /// Sweep batches: every dump's settings, one row each.
+    public var sweepRows: [CollectedSweepRow]?
+    public var problems: [Problem]
+    /// Dumps expected: the manifest's, else every dump a record names.
+    public var expected: Int
+
+    enum CodingKeys: String, CodingKey { case kind, records, problems, expected, sweepRows = "sweep_rows" }
+
+    public var complete: Bool { problems.isEmpty }
+}
+
+/// One sweep row with the dump it belongs to (JSON: the dump's path beside the row's keys).
+public struct CollectedSweepRow: Codable, Sendable {
+    public var dump: String
+    public var row: SweepRow
+
+    enum CodingKeys: String, CodingKey { case dump }
+    public init(dump: String, row: SweepRow) { self.dump = dump; self.row = row }
+    public init(from decoder: Decoder) throws {
+        dump = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .dump)
+        row = try SweepRow(from: decoder)
+    }
+    public func encode(to encoder: Encoder) throws {
+        try row.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(dump, forKey: .dump)
+    }
+}
+
+public enum Collector {
+    /// - Parameters:
+    ///   - manifest: the batch's manifest, so dumps that never ran are listed too.
+    ///   - kind: `compress` or `sweep`; nil takes the one the records hold.
+    public static func collect(outDir: String, manifest: String?, kind: String?) throws -> Collection {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: outDir, isDirectory: &isDir), isDir.boolValue else {
+            throw LookMError.invalid(outDir, nil, "not a directory")
+        }
+        let (all, unreadable) = try ResultLog.readAll(outDir: outDir)
+        let kinds = Set(all.map(\.command))
+        let kind = try kind ?? {
+            guard kinds.count <= 1 else {
+                throw LookMError.usage("\(outDir) holds results of both compress and sweep; pass --kind compress or --kind sweep")
+            }
+            return kinds.first ?? "compress"
+        }()
+        // The latest record of each dump; ISO times of one format sort as text, later lines win ties.
+        var latest: [String: BatchRecord] = [:]
+        for r in all where r.command == kind {
+            if let seen = latest[r.dump], seen.time > r.time { continue }
+            latest[r.dump] = r
+        }
+        let expected = try manifest.map { try BatchInputs(arguments: [], manifest: $0).items.map(\.dump) } ?? latest.keys.sorted()
+
+        var problems = unreadable.map { Collection.Problem(kind: .unreadable, dump: $0, detail: "not a result record") }
+        var records: [BatchRecord] = [], sweepRows: [CollectedSweepRow] = []
+        for dump in expected {
+            guard let r = latest[dump] else {
+                problems.append(.init(kind: .missing, dump: dump, detail: "no result"))
+                continue
+            }
+            records.append(r)
+            if r.status == .failed {
+                problems.append(.init(kind: .failed, dump: dump, detail: r.error))
+                continue
+            }
+            let source = SourceInfo.of(path: dump, name: AtomicOutput.split(dump).base)
+            switch check(output: r.output, kind: kind) {
+            case .failure(let problem):
+                problems.append(.init(kind: problem.kind, dump: dump, detail: problem.detail))
+            case .success(let (recorded, rows)):
+                if source.size > 0, recorded.size != source.size || recorded.mtime != source.mtime {
+                    problems.append(.init(kind: .stale, dump: dump, detail: "the dump changed after \(r.output) was made; rerun the batch"))
+                }
+                sweepRows += rows.map { CollectedSweepRow(dump: dump, row: $0) }
+            }
+        }
+        return Collection(kind: kind, records: records, sweepRows: kind == "sweep" ? sweepRows : nil, problems: problems, expected: expected.count)
+    }
+
+    private struct OutputProblem: Error { var kind: Collection.Problem.Kind; var detail: String }
+
+    /// Opens a recorded output: a valid cache (every layer), or a sweep result that decodes.
+    private static func check(output: String, kind: String) -> Result<(SourceInfo, [SweepRow]), OutputProblem> {
+        guard FileManager.default.fileExists(atPath: output) else { return .failure(.init(kind: .outputMissing, detail: "\(output) does not exist")) }
+        if kind == "sweep" {
+            guard let data = FileManager.default.contents(atPath: output),
+                  let result = try? JSONDecoder().decode(SweepResult.self, from: data), let source = result.source else {
+                return .failure(.init(kind: .outputInvalid, detail: "\(output): not a complete lookm sweep result"))
+            }
+            return .success((source, result.rows))
+        }
+        do {
+            let reader = try CacheReader(path: output)
+            for i in 0..<reader.shape.numLayers { _ = try reader.layer(i) }
+            return .success((reader.source, []))
+        } catch {
+            return .failure(.init(kind: .outputInvalid, detail: "\(error)"))
+        }
+    }
+}
+
+extension Collection {
+    public func render(_ format: OutputFormat) throws -> String {
+        if format == .json { return try JSONOutput.encode(self) }
+        var t: TextTable
+        if let sweepRows {
+            t = TextTable(["dump", "method", "budget", "kept", "saved_percent", "output_error", "output_cosine", "recall", "recall_kept", "recall_merged"])
+            for s in sweepRows {
+                let r = s.row
+                t.add([s.dump, r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1), cell(r.outputError?.mean),
+                       cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recallKept), cell(r.recallMerged)])
+            }
+        } else {
+            t = TextTable(["dump", "status", "kept", "kv_bytes_in", "kv_bytes_out", "saved_percent", "file_bytes", "seconds", "time", "host", "output"])
+            for r in records {
+                let kept = r.kept.flatMap { k in r.tokens.map { Double(k) / Double(max($0, 1)) } }
+                let saved = r.kvBytesIn.flatMap { i in r.kvBytesOut.map { 100 * (1 - Double($0) / Double(max(i, 1))) } }
+                t.add([r.dump, r.status.rawValue, cell(kept, 3), r.kvBytesIn.map(String.init) ?? "-", r.kvBytesOut.map(String.init) ?? "-",
+                       cell(saved, 1), r.fileBytes.map(String.init) ?? "-", cell(r.seconds, 2), r.time, r.host, r.output])
+            }
+        }
+        return format == .csv ? t.csv : t.text
+    }
+
+    /// The lines for people: one per problem, then the count.
+    public var problemLines: [String] {
+        problems.map { "collect: \($0.kind.rawValue): \($0.dump)" + ($0.detail.map { ": \($0)" } ?? "") }
+            + ["collect: \(expected - Set(problems.filter { $0.kind != .unreadable }.map(\.dump)).count) of \(expected) dumps done"
+               + (problems.isEmpty ? "" : "; problems: \(problems.count)")]
+    }
+}
