@@ -124,9 +124,9 @@ stop() {
                 if alive "$value"; then
                     kill "$value"
                     for _ in $(seq 1 150); do alive "$value" || break; sleep 0.1; done
-                    alive "$value" && kill -9 "$value"
+                    if alive "$value"; then kill -9 "$value"; fi
                 fi ;;
-            conf) [ -L "$value" ] && [ "$(readlink "$value")" = "$state/slurm.conf" ] && rm -f "$value" ;;
+            conf) if [ "$(readlink "$value")" = "$state/slurm.conf" ]; then rm -f "$value"; fi ;;
             hosts) sed -i "\|$marker\$|d" /etc/hosts ;;
         esac
     done

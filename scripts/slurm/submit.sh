@@ -74,7 +74,8 @@ sbatch_common=(--parsable --export=ALL,HDF5_USE_FILE_LOCKING=FALSE)
 # shellcheck disable=SC2206
 [ -n "$extra_sbatch" ] && sbatch_common+=($extra_sbatch)
 
-quoted_flags=$(printf ' %q' "${lookm_flags[@]}")
+quoted_flags=""
+((${#lookm_flags[@]})) && quoted_flags=$(printf ' %q' "${lookm_flags[@]}")
 array_job=$(sbatch "${sbatch_common[@]}" --job-name="lookm-$command" --array="0-$((tasks - 1))" \
     --cpus-per-task="$cpus" --mem="${mem}M" --output="$outdir/slurm/%A_%a.out" <<JOB
 #!/bin/bash
