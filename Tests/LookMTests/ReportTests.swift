@@ -17,7 +17,8 @@ import Testing
             values.withUnsafeBufferPointer { v in
                 let full = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slot: 0)
                 let same = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slot: 2)
-                return Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], full: full, compressed: same, headDim: 2,
+                let reference = Fidelity.reference(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], full: full, headDim: 2, scale: 0.7, workspace: ws)
+                return Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], reference: reference, compressed: same, headDim: 2,
                                         scale: 0.7, head: head, modality: [.text, .image, .image], workspace: ws)
             }
         }

@@ -136,6 +136,16 @@ def test_sweep_agrees_with_compress_then_report(lookm, tmp_path):
         assert np.array_equal(a["layers/3/key"][...], b["layers/3/key"][...])
 
 
+def test_sweep_head_by_head_equals_setting_by_setting(lookm, tmp_path):
+    """Without --keep-caches a sweep runs every setting per kv head (keys converted once); with
+    it, setting by setting through compress's path. Both must give the same numbers, bit for bit."""
+    flags = ("--methods", "lookm,lookm-weighted,h2o,snapkv,streaming,knorm", "--budgets", "0.05,0.3,1.0", "--format", "json")
+    fast = json.loads(run("sweep", FIXTURE, *flags, check=0).stdout)["rows"]
+    slow = json.loads(run("sweep", FIXTURE, *flags, "--keep-caches", tmp_path, check=0).stdout)["rows"]
+    assert len(fast) == 18 and any(r["copied_layers"] for r in fast)
+    assert fast == [{k: v for k, v in r.items() if k != "cache"} for r in slow]
+
+
 @pytest.mark.parametrize("args,words", [
     (["--methods", "lookm,bogus"], ["unknown method 'bogus'"]),
     (["--budgets", "0.1,x"], ["'x'"]),

@@ -3,7 +3,7 @@ import Foundation
 /// `lookm collect DIR`: the state of a batch folder, from its result files and its outputs. The
 /// latest record of each dump counts; every dump the manifest lists (or any record names) must have
 /// a successful one whose output still exists and is valid, else it is listed as a problem.
-public struct Collection: Codable, Sendable {
+public struct BatchCollection: Codable, Sendable {
     public struct Problem: Codable, Sendable, Equatable {
         public enum Kind: String, Codable, Sendable {
             /// No record at all: never run, or the worker died (cancelled, out of memory, node lost).
@@ -59,7 +59,7 @@ public enum Collector {
     /// - Parameters:
     ///   - manifest: the batch's manifest, so dumps that never ran are listed too.
     ///   - kind: `compress` or `sweep`; nil takes the one the records hold.
-    public static func collect(outDir: String, manifest: String?, kind: String?) throws -> Collection {
+    public static func collect(outDir: String, manifest: String?, kind: String?) throws -> BatchCollection {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: outDir, isDirectory: &isDir), isDir.boolValue else {
             throw LookMError.invalid(outDir, nil, "not a directory")
@@ -80,7 +80,7 @@ public enum Collector {
         }
         let expected = try manifest.map { try BatchInputs(arguments: [], manifest: $0).items.map(\.dump) } ?? latest.keys.sorted()
 
-        var problems = unreadable.map { Collection.Problem(kind: .unreadable, dump: $0, detail: "not a result record") }
+        var problems = unreadable.map { BatchCollection.Problem(kind: .unreadable, dump: $0, detail: "not a result record") }
         var records: [BatchRecord] = [], sweepRows: [CollectedSweepRow] = []
         for dump in expected {
             guard let r = latest[dump] else {
@@ -103,10 +103,10 @@ public enum Collector {
                 sweepRows += rows.map { CollectedSweepRow(dump: dump, row: $0) }
             }
         }
-        return Collection(kind: kind, records: records, sweepRows: kind == "sweep" ? sweepRows : nil, problems: problems, expected: expected.count)
+        return BatchCollection(kind: kind, records: records, sweepRows: kind == "sweep" ? sweepRows : nil, problems: problems, expected: expected.count)
     }
 
-    private struct OutputProblem: Error { var kind: Collection.Problem.Kind; var detail: String }
+    private struct OutputProblem: Error { var kind: BatchCollection.Problem.Kind; var detail: String }
 
     /// Opens a recorded output: a valid cache (every layer), or a sweep result that decodes.
     private static func check(output: String, kind: String) -> Result<(SourceInfo, [SweepRow]), OutputProblem> {
@@ -128,7 +128,7 @@ public enum Collector {
     }
 }
 
-extension Collection {
+extension BatchCollection {
     public func render(_ format: OutputFormat) throws -> String {
         if format == .json { return try JSONOutput.encode(self) }
         var t: TextTable

@@ -23,41 +23,80 @@ struct LayerCompressor {
     }
 
     func run(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, workspaces: [Workspace]) throws -> Result {
-        if let reason = selector.copyReason(context) { return .copied(reason) }
         let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads, threads = workspaces.count
-        try LayerAttention.load(selector.need(context), into: input, from: layer, dump: dump,
-                                selector: type(of: selector).name, threads: threads)
-        let selector = self.selector, merge = self.merge
+        if let reason = try prepare(input, layer: layer, dump: dump, context: context, threads: threads) { return .copied(reason) }
 
+        guard merge.couplesHeads(context) else {
+            // Each head on its own, start to end: its keys are converted once and stay in cache
+            // from selection through the similarity GEMM to the merge.
+            let heads = try Compressor.parallelMap(G, threads) { g, worker in
+                let ws = workspaces[worker]
+                let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
+                let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+                return try head(g, keys: kb, values: vb, input: input, context: context, workspace: ws)
+            }
+            return try result(heads, context)
+        }
         let plans: [HeadPlan] = try Compressor.parallelMap(G, threads) { g, worker in
             let ws = workspaces[worker]
             let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-            let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
-            let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, context.settings.gqaAgg) }
-            let windowSums = input.windowSums.map { all in group.map { all[$0] } }
-            let head = HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums)
-            let kept = try selector.select(head, context)
-            var isKept = [Bool](repeating: false, count: L)
-            for t in kept { isKept[t] = true }
-            var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
-            if merge.usesPivots {
-                (plan.pivot, plan.cosine) = Similarity.pivots(keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted, workspace: ws)
-            }
-            return plan
-        }
-        let kept = plans[0].kept.count
-        guard plans.allSatisfy({ $0.kept.count == kept }) else {
-            throw LookMError(.other, "internal: kv heads of layer \(context.layer) kept different counts")
+            return try plan(g, keys: kb, input: input, context: context, workspace: ws)
         }
         let participants = merge.participants(plans, context)
-
         let heads: [Head] = try Compressor.parallelMap(G, threads) { g, worker in
             let ws = workspaces[worker]
             let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-            let contributions = merge.contributions(plans[g], participants: participants?[g], context)
-            let o = MergeApplier.apply(plans[g], contributions, keys: kb, values: vb, headDim: D, length: L)
-            return Head(position: plans[g].kept.map { Int32($0) }, keys: o.keys, values: o.values, merged: o.merged, slotOf: o.slotOf)
+            return apply(plans[g], participants: participants?[g], keys: kb, values: vb, context: context, length: L)
+        }
+        return try result(heads, context)
+    }
+
+    /// Why the layer is copied unchanged; else loads what the selector reads beyond keys (on the
+    /// calling thread: HDF5) and returns nil.
+    func prepare(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, threads: Int) throws -> String? {
+        if let reason = selector.copyReason(context) { return reason }
+        try LayerAttention.load(selector.need(context), into: input, from: layer, dump: dump,
+                                selector: type(of: selector).name, threads: threads)
+        return nil
+    }
+
+    /// One kv head selected, paired with pivots and merged, for merges that do not couple heads.
+    func head(_ g: Int, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>, input: LayerInput,
+              context: LayerContext, workspace ws: Workspace) throws -> Head {
+        let plan = try plan(g, keys: kb, input: input, context: context, workspace: ws)
+        return apply(plan, participants: merge.participants([plan], context)?.first, keys: kb, values: vb, context: context, length: kb.count / input.key.rowLength)
+    }
+
+    /// Selection and, when the merge uses them, pivots (the similarity GEMM) of kv head `g`.
+    private func plan(_ g: Int, keys kb: UnsafeBufferPointer<Float>, input: LayerInput, context: LayerContext,
+                      workspace ws: Workspace) throws -> HeadPlan {
+        let L = kb.count / input.key.rowLength, D = input.key.rowLength
+        let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
+        let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, context.settings.gqaAgg) }
+        let windowSums = input.windowSums.map { all in group.map { all[$0] } }
+        let kept = try selector.select(HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums), context)
+        var isKept = [Bool](repeating: false, count: L)
+        for t in kept { isKept[t] = true }
+        var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
+        if merge.usesPivots {
+            (plan.pivot, plan.cosine) = Similarity.pivots(keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted, workspace: ws)
+        }
+        return plan
+    }
+
+    private func apply(_ plan: HeadPlan, participants: [Bool]?, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>,
+                       context: LayerContext, length L: Int) -> Head {
+        let contributions = merge.contributions(plan, participants: participants, context)
+        let o = MergeApplier.apply(plan, contributions, keys: kb, values: vb, headDim: kb.count / L, length: L)
+        return Head(position: plan.kept.map { Int32($0) }, keys: o.keys, values: o.values, merged: o.merged, slotOf: o.slotOf)
+    }
+
+    /// Every kv head must keep the same number of slots (the cache stores them as one tensor).
+    private func result(_ heads: [Head], _ context: LayerContext) throws -> Result {
+        let kept = heads.first?.position.count ?? 0
+        guard heads.allSatisfy({ $0.position.count == kept }) else {
+            throw LookMError(.other, "internal: kv heads of layer \(context.layer) kept different counts")
         }
         return .compressed(kept: kept, heads: heads)
     }

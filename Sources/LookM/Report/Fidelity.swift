@@ -51,15 +51,29 @@ enum Fidelity {
         }
     }
 
-    static func measure(queries: [Float], positions: [Int], full: Rows, compressed: Rows, headDim D: Int, scale: Double,
-                        head: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> HeadFidelity {
+    /// The dump's side of one query head's fidelity: attention weights (`n x L`) and outputs
+    /// (`n x D`) of its queries over the full prompt. It does not depend on the compression, so a
+    /// sweep computes it once per layer for every setting.
+    struct Reference: Sendable {
+        let weights: [Double]
+        let output: [Double]
+    }
+
+    static func reference(queries: [Float], positions: [Int], full: Rows, headDim D: Int, scale: Double,
+                          workspace: Workspace) -> Reference {
         let L = full.positions.count, n = positions.count
-        let limits = positions.map { min($0, L - 1) }
-        let q = workspace.doubles(4, n * D)
-        for i in 0..<(n * D) { q[i] = Double(queries[i]) }
-        let f = attention(UnsafeBufferPointer(q), n: n, full, limits: limits, D: D, scale: scale,
+        let q = doubles(queries, workspace: workspace)
+        let f = attention(q, n: n, full, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
                           weights: workspace.doubles(5, n * L), output: workspace.doubles(6, n * D))
-        let c = attention(UnsafeBufferPointer(q), n: n, compressed, limits: limits, D: D, scale: scale,
+        return Reference(weights: Array(f.weights[0..<(n * L)]), output: Array(f.output[0..<(n * D)]))
+    }
+
+    /// One query head's fidelity: its queries over the compressed head, against `reference`.
+    static func measure(queries: [Float], positions: [Int], reference f: Reference, compressed: Rows, headDim D: Int, scale: Double,
+                        head: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> HeadFidelity {
+        let n = positions.count, L = f.weights.count / max(n, 1)
+        let q = doubles(queries, workspace: workspace)
+        let c = attention(q, n: n, compressed, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
                           weights: workspace.doubles(7, n * compressed.positions.count), output: workspace.doubles(8, n * D))
         var err = 0.0, cos = 0.0, kept = 0.0, merged = 0.0
         var text = ModalityRecall(), image = ModalityRecall()
@@ -71,23 +85,31 @@ enum Fidelity {
             }
             err += normF > 0 ? (diff / normF).squareRoot() : (diff > 0 ? 1 : 0)
             cos += normF > 0 && normC > 0 ? dot / (normF * normC).squareRoot() : (normF == normC ? 1 : 0)
-            let weights = Array(f.weights[(i * L)..<((i + 1) * L)])
-            let share = massShares(weights, slotOf: head.slotOf, position: head.position)
-            kept += share.kept
-            merged += share.merged
-            text.add(weights, head.slotOf, modality, text: true)
-            image.add(weights, head.slotOf, modality, text: false)
+            f.weights.withUnsafeBufferPointer { all in
+                let weights = UnsafeBufferPointer(rebasing: all[(i * L)..<((i + 1) * L)])
+                let share = massShares(weights, slotOf: head.slotOf, position: head.position)
+                kept += share.kept
+                merged += share.merged
+                text.add(weights, head.slotOf, modality, text: true)
+                image.add(weights, head.slotOf, modality, text: false)
+            }
         }
         let m = Double(max(n, 1))
         return HeadFidelity(outputError: err / m, outputCosine: cos / m, recallKept: kept / m, recallMerged: merged / m,
                             recallText: text.mean, recallImage: image.mean)
     }
 
+    private static func doubles(_ values: [Float], workspace: Workspace) -> UnsafeBufferPointer<Double> {
+        let q = workspace.doubles(4, values.count)
+        for i in values.indices { q[i] = Double(values[i]) }
+        return UnsafeBufferPointer(rebasing: q[0..<values.count])
+    }
+
     /// Mean over queries of the recalled share of the attention mass on one modality class.
     struct ModalityRecall {
         private var sum = 0.0, count = 0
 
-        mutating func add(_ weights: [Double], _ slotOf: [Int32], _ modality: [Modality], text: Bool) {
+        mutating func add<W: Collection<Double>>(_ weights: W, _ slotOf: [Int32], _ modality: [Modality], text: Bool) {
             var mass = 0.0, recalled = 0.0
             for (t, w) in weights.enumerated() where t < modality.count && (modality[t] == .text) == text {
                 mass += w
@@ -112,7 +134,7 @@ enum Fidelity {
     }
 
     /// Splits attention weights over positions into kept (own slot), merged (a pivot's slot), dropped.
-    static func massShares(_ weights: [Double], slotOf: [Int32], position: [Int32]) -> (kept: Double, merged: Double) {
+    static func massShares<W: Collection<Double>>(_ weights: W, slotOf: [Int32], position: [Int32]) -> (kept: Double, merged: Double) {
         var kept = 0.0, merged = 0.0
         for (t, w) in weights.enumerated() where t < slotOf.count {
             let slot = Int(slotOf[t])

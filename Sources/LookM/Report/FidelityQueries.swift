@@ -31,22 +31,29 @@ struct FidelityQueries {
         throw dump.file.site.error(Layout.layer(layer.index), "has neither probe_query, query nor attn_score: fidelity cannot be measured; report without --reference for the memory part")
     }
 
-    /// Fidelity of every query head of kv head `g` (`heads`) against the kv head's full keys and
-    /// values and its compressed head.
-    func measure(heads: Range<Int>, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim D: Int,
-                 scale: Double, compressed: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> [HeadFidelity] {
-        guard source != .scores else {
+    /// The full-prompt attention of every query head of kv head `g` (`heads`); nil when fidelity
+    /// comes from `attn_score`.
+    func reference(heads: Range<Int>, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim D: Int,
+                   scale: Double, workspace: Workspace) -> [Fidelity.Reference]? {
+        guard source != .scores else { return nil }
+        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<(keys.count / D)), D: D, workspace: workspace, slot: 0)
+        return heads.map { Fidelity.reference(queries: rows[$0], positions: positions, full: full, headDim: D, scale: scale, workspace: workspace) }
+    }
+
+    /// Fidelity of every query head of kv head `g` (`heads`, with their `reference`) for one
+    /// compressed head.
+    func measure(heads: Range<Int>, reference: [Fidelity.Reference]?, headDim D: Int, scale: Double,
+                 compressed: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> [HeadFidelity] {
+        guard let reference else {
             return heads.map { Fidelity.measure(scores: scores[$0], head: compressed, modality: modality) }
         }
-        let L = keys.count / D
-        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<L), D: D, workspace: workspace, slot: 0)
         let small = compressed.keys.withUnsafeBufferPointer { kb in
             compressed.values.withUnsafeBufferPointer { vb in
                 Fidelity.Rows(keys: kb, values: vb, positions: compressed.position.map(Int.init), D: D, workspace: workspace, slot: 2)
             }
         }
-        return heads.map { h in
-            Fidelity.measure(queries: rows[h], positions: positions, full: full, compressed: small, headDim: D, scale: scale,
+        return zip(heads, reference).map { h, r in
+            Fidelity.measure(queries: rows[h], positions: positions, reference: r, compressed: small, headDim: D, scale: scale,
                              head: compressed, modality: modality, workspace: workspace)
         }
     }

@@ -36,9 +36,22 @@ public enum Reporter {
                       seqLen: L, memory: MemoryRow.total(rows), layers: rows, fidelity: dump == nil ? nil : fidelity.summary())
     }
 
+    /// The dump's side of fidelity for one layer (full-prompt attention of every query head), every
+    /// kv head in parallel: what `measure` compares against, for any number of settings.
+    static func references(input: LayerInput, queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace]) throws -> [[Fidelity.Reference]?] {
+        let s = dump.shape, L = s.seqLen, D = s.headDim, group = s.groupSize
+        return try Compressor.parallelMap(s.numKVHeads, workspaces.count) { g, worker in
+            let ws = workspaces[worker]
+            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
+            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+            return queries.reference(heads: g * group ..< (g + 1) * group, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws)
+        }
+    }
+
     /// Fidelity of one layer's compressed heads against the dump's, every kv head in parallel.
-    static func measure(layer i: Int, input: LayerInput, queries: FidelityQueries, heads: [LayerCompressor.Head], dump: DumpReader,
-                        workspaces: [Workspace], into acc: inout FidelityAccumulator) throws {
+    /// `references` (from `references(...)`) saves recomputing the full attention per setting.
+    static func measure(layer i: Int, input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
+                        heads: [LayerCompressor.Head], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator) throws {
         let s = dump.shape, L = s.seqLen, D = s.headDim, group = s.groupSize
         acc.source = queries.source
         let scale = dump.attnScale
@@ -46,7 +59,9 @@ public enum Reporter {
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-            let perQuery = queries.measure(heads: g * group ..< (g + 1) * group, keys: k, values: v, headDim: D, scale: scale,
+            let queryHeads = g * group ..< (g + 1) * group
+            let reference = references?[g] ?? queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: scale, workspace: ws)
+            let perQuery = queries.measure(heads: queryHeads, reference: reference, headDim: D, scale: scale,
                                            compressed: heads[g], modality: dump.tokens.modality, workspace: ws)
             return (perQuery, Fidelity.shift(head: heads[g], keys: k, values: v, D: D))
         }

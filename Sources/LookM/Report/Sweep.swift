@@ -68,17 +68,38 @@ public enum Sweeper {
             }
         }
         var source = QuerySource.scores
+        let compressors = settings.map { LayerCompressor(selector: SelectorRegistry.selector(named: $0.2.selector)!, merge: MergeRegistry.merge(named: $0.2.merge)!) }
         for i in 0..<s.numLayers {
             let layer = try dump.layer(i)
             let input = try LayerInput(layer, buffers: buffers)
             let queries = try FidelityQueries.load(layer, dump)
             source = queries.source
-            for (n, setting) in settings.enumerated() {
-                let settings = setting.2
-                let context = LayerContext(settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
-                let result = try LayerCompressor(selector: SelectorRegistry.selector(named: settings.selector)!,
-                                                 merge: MergeRegistry.merge(named: settings.merge)!)
-                    .run(input, layer: layer, dump: dump, context: context, workspaces: workspaces)
+            let contexts = settings.map { LayerContext(settings: $0.2, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize) }
+            let headwise = writers == nil && HeadwiseSweep.applies(compressors, contexts)
+            let references = headwise ? nil : try Reporter.references(input: input, queries: queries, dump: dump, workspaces: workspaces)
+            var results: [LayerCompressor.Result] = []
+            if headwise {
+                results = try HeadwiseSweep.run(compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
+                                                workspaces: workspaces, into: &accumulators)
+            } else {
+                for n in settings.indices {
+                    let result = try compressors[n].run(input, layer: layer, dump: dump, context: contexts[n], workspaces: workspaces)
+                    if case .compressed(let k, var heads) = result {
+                        // Measured as a cache would hold them: rounded to the dump's element type.
+                        for g in heads.indices {
+                            ElementConversion.round(&heads[g].keys, to: dump.elementType)
+                            ElementConversion.round(&heads[g].values, to: dump.elementType)
+                        }
+                        try Reporter.measure(layer: i, input: input, queries: queries, references: references, heads: heads, dump: dump,
+                                             workspaces: workspaces, into: &accumulators[n])
+                        results.append(.compressed(kept: k, heads: []))
+                    } else {
+                        results.append(result)
+                    }
+                    if let writers { _ = try Compressor.writeLayer(result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0]) }
+                }
+            }
+            for (n, result) in results.enumerated() {
                 switch result {
                 case .copied:
                     kept[n] += s.seqLen
@@ -91,17 +112,9 @@ public enum Sweeper {
                                                                              recallText: text ? 1 : nil, recallImage: image ? 1 : nil))
                     }
                     accumulators[n].source = queries.source
-                case .compressed(let k, var heads):
+                case .compressed(let k, _):
                     kept[n] += k
-                    // Measured as a cache would hold them: rounded to the dump's element type.
-                    for g in heads.indices {
-                        ElementConversion.round(&heads[g].keys, to: dump.elementType)
-                        ElementConversion.round(&heads[g].values, to: dump.elementType)
-                    }
-                    try Reporter.measure(layer: i, input: input, queries: queries, heads: heads, dump: dump,
-                                         workspaces: workspaces, into: &accumulators[n])
                 }
-                if let writers { _ = try Compressor.writeLayer(result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0]) }
             }
             progress?(i + 1, s.numLayers)
         }

@@ -3,6 +3,8 @@ struct AverageMerge: Merge {
     static let name = "avg"
 
     /// Reference rule 3: the official avg merges only the positions passing weighted's filter.
+    func couplesHeads(_ context: LayerContext) -> Bool { context.variant == .reference }
+
     func participants(_ plans: [HeadPlan], _ context: LayerContext) -> [[Bool]]? {
         context.variant == .reference ? SimilarityFilter.acrossHeads(plans) : nil
     }

@@ -35,6 +35,9 @@ protocol Merge: Sendable {
     /// Which evicted list indices take part, per head; nil means all. It sees every head of the
     /// layer at once because the reference filter averages similarities over heads (rule 4).
     func participants(_ plans: [HeadPlan], _ context: LayerContext) -> [[Bool]]?
+    /// Whether `participants` of one head depend on other heads (the reference filter): then
+    /// every head's pivots must be known before any head merges.
+    func couplesHeads(_ context: LayerContext) -> Bool
     /// One head's contributions, in ascending evicted order (the order sums accumulate in).
     func contributions(_ plan: HeadPlan, participants: [Bool]?, _ context: LayerContext) -> [Contribution]
 }
@@ -42,6 +45,7 @@ protocol Merge: Sendable {
 extension Merge {
     var usesPivots: Bool { true }
     func participants(_ plans: [HeadPlan], _ context: LayerContext) -> [[Bool]]? { nil }
+    func couplesHeads(_ context: LayerContext) -> Bool { false }
 }
 
 enum MergeRegistry {

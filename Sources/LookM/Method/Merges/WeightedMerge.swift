@@ -3,6 +3,8 @@
 struct WeightedMerge: Merge {
     static let name = "weighted"
 
+    func couplesHeads(_ context: LayerContext) -> Bool { context.variant == .reference }
+
     func participants(_ plans: [HeadPlan], _ context: LayerContext) -> [[Bool]]? {
         context.variant == .reference ? SimilarityFilter.acrossHeads(plans) : SimilarityFilter.perHead(plans)
     }
