@@ -5,7 +5,7 @@ import CZstd
 /// HDF5: so worker threads can compress in parallel while one thread hands the finished bytes to
 /// HDF5 with `H5Dwrite_chunk` (HDF5 runs its own filters under its global lock, one at a time).
 /// The bytes equal what the shuffle + zstd filters produce, so readers see no difference.
-struct ChunkEncoder: Sendable {
+struct ChunkEncoder: Sendable, Equatable {
     let type: ElementType
     /// Rows per chunk, total rows per head, elements per row.
     let chunkRows: Int
@@ -65,6 +65,17 @@ struct ChunkEncoder: Sendable {
             first += chunkRows
         }
         return chunks
+    }
+}
+
+extension ChunkEncoder {
+    /// The encoder a `TensorWriter` of this shape will have, known before the dataset exists, so
+    /// workers can encode a head as soon as it is computed; nil when HDF5 must run the codec.
+    static func planned(type: ElementType, shape: [Int], codec: Codec) -> ChunkEncoder? {
+        guard shape.count == 3, shape[1] > 0 else { return nil }
+        let e = ChunkEncoder(type: type, chunkRows: TensorWriter.chunk(for: shape, elementSize: type.byteSize)[1],
+                             rows: shape[1], rowLength: shape[2], codec: codec)
+        return e.supported ? e : nil
     }
 }
 

@@ -39,15 +39,9 @@ public enum Compressor {
         let method = settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)
         let writer = try CacheWriter(output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
                                      codec: settings.codec, method: method, source: source)
-        var layers: [CompressSummary.Layer] = []
-        let buffers = (key: RawBuffer(), value: RawBuffer())
         let workspaces = Workspace.pool(threads)
-        for i in 0..<s.numLayers {
-            let context = LayerContext(settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
-            layers.append(try compressLayer(i, dump: dump, context: context, selector: selector, merge: merge, writer: writer,
-                                            buffers: buffers, workspaces: workspaces))
-            progress?(i + 1, s.numLayers)
-        }
+        let layers = try LayerPipeline(dump: dump, selector: selector, merge: merge, settings: settings, writer: writer,
+                                  workspaces: workspaces).run(progress: progress)
         try writer.finish()
         var fileBytes = SourceInfo.of(path: finalPath, name: "").size
         if isStdout(destination) { fileBytes = try copyToStdout(finalPath) }
@@ -91,16 +85,6 @@ public enum Compressor {
         }
     }
 
-    private static func compressLayer(_ i: Int, dump: DumpReader, context: LayerContext, selector: any Selector,
-                                      merge: any Merge, writer: CacheWriter, buffers: (key: RawBuffer, value: RawBuffer),
-                                      workspaces: [Workspace]) throws -> CompressSummary.Layer {
-        let layer = try dump.layer(i)
-        let input = try LayerInput(layer, buffers: buffers)
-        let result = try LayerCompressor(selector: selector, merge: merge)
-            .run(input, layer: layer, dump: dump, context: context, workspaces: workspaces)
-        return try writeLayer(result, layer: i, input: input, dump: dump, to: writer, workspace: workspaces[0], threads: workspaces.count)
-    }
-
     /// Writes one layer's result: its compressed heads, or the layer unchanged.
     static func writeLayer(_ result: LayerCompressor.Result, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
                            workspace ws: Workspace, threads: Int = 1) throws -> CompressSummary.Layer {
@@ -116,6 +100,19 @@ public enum Compressor {
                 try out.write(head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L), slotOf: identity)
             }
             return .init(index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot, kvBytesOut: L * bytesPerSlot)
+        case .compressed(let kept, let heads) where heads.first?.encoded != nil:
+            // Encoded by the workers already: check they used the chunking the datasets have.
+            let out = try writer.layer(i, kept: kept)
+            guard let encoders = out.encoders,
+                  encoders.key == ChunkEncoder.planned(type: dump.elementType, shape: [G, kept, D], codec: writer.codec) else {
+                throw LookMError(.other, "internal: layer \(i) was encoded with another chunking than its datasets")
+            }
+            for (g, h) in heads.enumerated() {
+                guard let e = h.encoded else { throw LookMError(.other, "internal: layer \(i) kv head \(g) not encoded") }
+                try out.write(head: g, encodedKey: e.key, encodedValue: e.value, position: h.position, merged: h.merged, slotOf: h.slotOf)
+            }
+            return .init(index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
+                         dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
         case .compressed(let kept, let heads):
             let out = try writer.layer(i, kept: kept)
             if let encoders = out.encoders {

@@ -12,6 +12,9 @@ struct LayerCompressor {
         var values: [Float]
         var merged: [Int32]
         var slotOf: [Int32]
+        /// The keys and values as stored chunks, when a worker encoded them already (`keys` and
+        /// `values` are then emptied: a layer's Float32 results need not wait for the writer).
+        var encoded: (key: [ChunkEncoder.Chunk], value: [ChunkEncoder.Chunk])? = nil
         var mergedCount: Int { merged.reduce(0) { $0 + Int($1) } }
         var droppedCount: Int { slotOf.lazy.filter { $0 < 0 }.count }
     }
@@ -23,17 +26,28 @@ struct LayerCompressor {
     }
 
     func run(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, workspaces: [Workspace]) throws -> Result {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads, threads = workspaces.count
-        if let reason = try prepare(input, layer: layer, dump: dump, context: context, threads: threads) { return .copied(reason) }
+        if let reason = try prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count) { return .copied(reason) }
+        return try compute(input, shape: dump.shape, context: context, workspaces: workspaces)
+    }
 
+    /// The parallel part of `run`, after `prepare` (no HDF5 call: it may run while another thread
+    /// reads and writes). `released(g)` is called once kv head `g`'s raw keys and values are no
+    /// longer needed; `finish` runs on the worker on each finished head (compress encodes there).
+    func compute(_ input: LayerInput, shape s: ModelShape, context: LayerContext, workspaces: [Workspace],
+                 released: (@Sendable (Int) -> Void)? = nil, finish: (@Sendable (inout Head) -> Void)? = nil) throws -> Result {
+        let L = s.seqLen, D = s.headDim, G = s.numKVHeads, threads = workspaces.count
         guard merge.couplesHeads(context) else {
             // Each head on its own, start to end: its keys are converted once and stay in cache
             // from selection through the similarity GEMM to the merge.
             let heads = try Compressor.parallelMap(G, threads) { g, worker in
                 let ws = workspaces[worker]
+                defer { released?(g) }
                 let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
                 let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-                return try head(g, keys: kb, values: vb, input: input, context: context, workspace: ws)
+                released?(g)
+                var h = try head(g, keys: kb, values: vb, input: input, context: context, workspace: ws)
+                finish?(&h)
+                return h
             }
             return try result(heads, context)
         }
@@ -45,9 +59,13 @@ struct LayerCompressor {
         let participants = merge.participants(plans, context)
         let heads: [Head] = try Compressor.parallelMap(G, threads) { g, worker in
             let ws = workspaces[worker]
+            defer { released?(g) }
             let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-            return apply(plans[g], participants: participants?[g], keys: kb, values: vb, context: context, length: L)
+            released?(g)
+            var h = apply(plans[g], participants: participants?[g], keys: kb, values: vb, context: context, length: L)
+            finish?(&h)
+            return h
         }
         return try result(heads, context)
     }

@@ -15,12 +15,20 @@ final class LayerInput: @unchecked Sendable {
 
     /// - Parameter buffers: storage for keys and values, reused from layer to layer (a fresh
     ///   allocation per layer would page-fault a layer's worth of memory each time).
-    init(_ layer: DumpLayer, buffers: (key: RawBuffer, value: RawBuffer)) throws {
+    ///   With `read: false` nothing is read yet (`read(head:)` fills head by head, so the next
+    ///   layer can stream in while workers still use the buffers' other heads).
+    init(_ layer: DumpLayer, buffers: (key: RawBuffer, value: RawBuffer), read: Bool = true) throws {
         index = layer.index
         key = layer.key
         value = layer.value
-        keyRaw = try RawHeads(layer.key, in: buffers.key)
-        valueRaw = try RawHeads(layer.value, in: buffers.value)
+        keyRaw = try RawHeads(layer.key, in: buffers.key, read: read)
+        valueRaw = try RawHeads(layer.value, in: buffers.value, read: read)
+    }
+
+    /// Reads kv head `g`'s keys and values (HDF5: the calling thread must own HDF5).
+    func read(head g: Int) throws {
+        try keyRaw.read(head: g)
+        try valueRaw.read(head: g)
     }
 
     /// Kv head `g`'s keys or values as Float32 (checked for NaN and infinity) in `out`.
@@ -62,14 +70,22 @@ final class RawHeads: @unchecked Sendable {
     let bytesPerHead: Int
     private let buffer: RawBuffer
     private let storage: UnsafeMutableRawPointer
+    private let tensor: TensorReader
 
-    init(_ tensor: TensorReader, in buffer: RawBuffer = RawBuffer()) throws {
+    init(_ tensor: TensorReader, in buffer: RawBuffer = RawBuffer(), read: Bool = true) throws {
         bytesPerHead = tensor.headBytes
+        self.tensor = tensor
         let heads = tensor.shape[0]
         self.buffer = buffer
+        if !read && buffer.capacity < bytesPerHead * heads && buffer.pointer != nil {
+            // Growing would free memory a previous layer's workers may still read.
+            throw LookMError(.other, "internal: \(tensor.dataset.path) is larger than the layer before it")
+        }
         storage = buffer.reserve(bytesPerHead * heads)
-        for h in 0..<heads { try tensor.readRaw(head: h, into: storage + h * bytesPerHead) }
+        if read { for h in 0..<heads { try self.read(head: h) } }
     }
+
+    func read(head h: Int) throws { try tensor.readRaw(head: h, into: storage + h * bytesPerHead) }
 
     func head(_ h: Int) -> UnsafeRawPointer { UnsafeRawPointer(storage + h * bytesPerHead) }
 }
