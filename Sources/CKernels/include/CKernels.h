@@ -47,6 +47,9 @@ int lookm_fix_mmap_threshold(size_t bytes);
 void lookm_normalise_rows(const float *src, const int64_t *rows, size_t n, size_t d, float *dst);
 /// For each of `rows` rows of `cols` floats: the first index of the maximum, and the maximum.
 void lookm_argmax_rows(const float *m, size_t rows, size_t cols, int32_t *index, float *value);
+
+/* HDF5's shuffle filter on n elements of elem bytes (src and dst do not overlap). */
+void lookm_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem);
 #endif
 
 #ifndef LOOKM_CKERNELS_CLEANUP

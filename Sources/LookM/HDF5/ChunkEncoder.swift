@@ -1,3 +1,4 @@
+import CKernels
 import CHDF5
 import CZstd
 
@@ -27,7 +28,9 @@ struct ChunkEncoder: Sendable, Equatable {
     }
 
     /// One head's chunks, in row order. The last chunk is padded with zeros to the full chunk size.
-    func encode(_ values: UnsafeBufferPointer<Float>) -> [Chunk] {
+    /// `zstd` is a compression context to reuse (a worker's): creating one per chunk costs more
+    /// than compressing a small chunk. Same bytes either way.
+    func encode(_ values: UnsafeBufferPointer<Float>, zstd context: ZstdContext? = nil) -> [Chunk] {
         let elem = type.byteSize, chunkElements = chunkRows * rowLength
         var chunks: [Chunk] = []
         var raw = [UInt8](repeating: 0, count: chunkElements * elem)
@@ -45,20 +48,21 @@ struct ChunkEncoder: Sendable, Equatable {
                     // HDF5's shuffle: byte j of every element, then byte j + 1, ...
                     raw.withUnsafeBufferPointer { src in
                         shuffled.withUnsafeMutableBufferPointer { dst in
-                            for j in 0..<elem { for i in 0..<chunkElements { dst[j * chunkElements + i] = src[i * elem + j] } }
+                            lookm_shuffle(src.baseAddress!, dst.baseAddress!, chunkElements, elem)
                         }
                     }
                     data = shuffled
                 }
                 if case .zstd(let level) = codec {
                     let capacity = ZSTD_compressBound(data.count)
-                    var out = [UInt8](repeating: 0, count: capacity)
-                    let written = out.withUnsafeMutableBytes { o in
-                        data.withUnsafeBytes { i in ZSTD_compress(o.baseAddress, capacity, i.baseAddress, i.count, Int32(level)) }
+                    let cctx = context ?? ZstdContext()
+                    data = data.withUnsafeBytes { i in
+                        [UInt8](unsafeUninitializedCapacity: capacity) { o, count in
+                            let written = ZSTD_compressCCtx(cctx.pointer, o.baseAddress, capacity, i.baseAddress, i.count, Int32(level))
+                            precondition(ZSTD_isError(written) == 0, "zstd cannot fail on a bound-sized buffer")
+                            count = written
+                        }
                     }
-                    precondition(ZSTD_isError(written) == 0, "zstd cannot fail on a bound-sized buffer")
-                    out.removeSubrange(written...)
-                    data = out
                 }
             }
             chunks.append(Chunk(firstRow: first, bytes: data))
@@ -66,6 +70,18 @@ struct ChunkEncoder: Sendable, Equatable {
         }
         return chunks
     }
+}
+
+/// A zstd compression context, reused by one thread at a time.
+final class ZstdContext: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init() {
+        guard let p = ZSTD_createCCtx() else { preconditionFailure("zstd: out of memory for a compression context") }
+        pointer = p
+    }
+
+    deinit { ZSTD_freeCCtx(pointer) }
 }
 
 extension ChunkEncoder {

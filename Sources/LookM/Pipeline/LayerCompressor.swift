@@ -32,9 +32,9 @@ struct LayerCompressor {
 
     /// The parallel part of `run`, after `prepare` (no HDF5 call: it may run while another thread
     /// reads and writes). `released(g)` is called once kv head `g`'s raw keys and values are no
-    /// longer needed; `finish` runs on the worker on each finished head (compress encodes there).
+    /// longer needed; `finish` runs on the worker on each finished head, with its workspace (compress encodes there).
     func compute(_ input: LayerInput, shape s: ModelShape, context: LayerContext, workspaces: [Workspace],
-                 released: (@Sendable (Int) -> Void)? = nil, finish: (@Sendable (inout Head) -> Void)? = nil) throws -> Result {
+                 released: (@Sendable (Int) -> Void)? = nil, finish: (@Sendable (inout Head, Workspace) -> Void)? = nil) throws -> Result {
         let L = s.seqLen, D = s.headDim, G = s.numKVHeads, threads = workspaces.count
         guard merge.couplesHeads(context) else {
             // Each head on its own, start to end: its keys are converted once and stay in cache
@@ -46,7 +46,7 @@ struct LayerCompressor {
                 let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
                 released?(g)
                 var h = try head(g, keys: kb, values: vb, input: input, context: context, workspace: ws)
-                finish?(&h)
+                finish?(&h, ws)
                 return h
             }
             return try result(heads, context)
@@ -64,7 +64,7 @@ struct LayerCompressor {
             let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
             released?(g)
             var h = apply(plans[g], participants: participants?[g], keys: kb, values: vb, context: context, length: L)
-            finish?(&h)
+            finish?(&h, ws)
             return h
         }
         return try result(heads, context)

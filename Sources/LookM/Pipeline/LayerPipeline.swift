@@ -23,9 +23,10 @@ struct LayerPipeline {
         let compressor = LayerCompressor(selector: selector, merge: merge)
         let type = dump.elementType, codec = writer.codec
         // Workers store each finished head as chunks right away (zstd and none; deflate runs in HDF5).
-        let encode: @Sendable (inout LayerCompressor.Head) -> Void = { head in
+        let encode: @Sendable (inout LayerCompressor.Head, Workspace) -> Void = { head, ws in
             guard let e = ChunkEncoder.planned(type: type, shape: [G, head.position.count, s.headDim], codec: codec) else { return }
-            head.encoded = (head.keys.withUnsafeBufferPointer { e.encode($0) }, head.values.withUnsafeBufferPointer { e.encode($0) })
+            head.encoded = (head.keys.withUnsafeBufferPointer { e.encode($0, zstd: ws.zstd) },
+                            head.values.withUnsafeBufferPointer { e.encode($0, zstd: ws.zstd) })
             head.keys = []
             head.values = []
         }

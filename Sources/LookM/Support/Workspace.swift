@@ -3,6 +3,8 @@
 final class Workspace: @unchecked Sendable {
     private var floatBuffers: [UnsafeMutableBufferPointer<Float>] = []
     private var doubleBuffers: [UnsafeMutableBufferPointer<Double>] = []
+    /// This worker's zstd compression context, made on first use.
+    private(set) lazy var zstd = ZstdContext()
 
     /// Float buffer number `slot`, at least `count` long; contents are unspecified.
     func floats(_ slot: Int, _ count: Int) -> UnsafeMutableBufferPointer<Float> {

@@ -100,22 +100,29 @@ enum MergeApplier {
         var slotOf = [Int32](repeating: -1, count: L)
         for (j, t) in plan.kept.enumerated() { slotOf[t] = Int32(j) }
         for c in contributions { counts[c.slot] += 1; slotOf[c.accounted] = Int32(c.slot) }
-        func fold(_ x: UnsafeBufferPointer<Float>) -> [Float] {
+        // Row loops over raw pointers: no bounds checks, so each row operation vectorises. Every
+        // element still sees the same operations in the same order (contributions in evicted
+        // order), so the sums are bit for bit those of the element-by-element definition.
+        func fold(_ xb: UnsafeBufferPointer<Float>) -> [Float] {
             var sums = [Float](repeating: 0, count: K * D)
-            for (j, t) in plan.kept.enumerated() { for d in 0..<D { sums[j * D + d] = x[t * D + d] } }
-            for c in contributions {
-                let src = c.source * D, dst = c.slot * D
-                switch c.kind {
-                case .scaled(let w):
-                    for d in 0..<D { sums[dst + d] += w * x[src + d] }
-                case .pivotAverage:
-                    let pivotRow = plan.kept[c.slot] * D
-                    for d in 0..<D { sums[dst + d] += (x[src + d] + x[pivotRow + d]) / 2 }
+            let x = xb.baseAddress!
+            sums.withUnsafeMutableBufferPointer { sb in
+                let out = sb.baseAddress!
+                for (j, t) in plan.kept.enumerated() { (out + j * D).update(from: x + t * D, count: D) }
+                for c in contributions {
+                    let src = x + c.source * D, dst = out + c.slot * D
+                    switch c.kind {
+                    case .scaled(let w):
+                        for d in 0..<D { dst[d] += w * src[d] }
+                    case .pivotAverage:
+                        let pivot = x + plan.kept[c.slot] * D
+                        for d in 0..<D { dst[d] += (src[d] + pivot[d]) / 2 }
+                    }
                 }
-            }
-            for j in 0..<K where counts[j] > 0 {
-                let n = Float(1 + counts[j])
-                for d in 0..<D { sums[j * D + d] /= n }
+                for j in 0..<K where counts[j] > 0 {
+                    let n = Float(1 + counts[j]), row = out + j * D
+                    for d in 0..<D { row[d] /= n }
+                }
             }
             return sums
         }
