@@ -105,7 +105,7 @@ extension TensorWriter {
     func writeEncoded(head: Int, _ chunks: [ChunkEncoder.Chunk]) throws {
         for c in chunks {
             var offset = [hsize_t(head), hsize_t(c.firstRow)] + [hsize_t](repeating: 0, count: max(0, dataset.shape.count - 2))
-            try c.bytes.withUnsafeBytes { b in
+            _ = try c.bytes.withUnsafeBytes { b in
                 try dataset.site.check(H5Dwrite_chunk(dataset.handle.id, h5_default(), 0, &offset, b.count, b.baseAddress),
                                        dataset.path, "writing a chunk")
             }
