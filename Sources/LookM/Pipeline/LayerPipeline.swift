@@ -18,7 +18,9 @@ struct LayerPipeline {
     let workspaces: [Workspace]
 
     func run(progress: ((Int, Int) -> Void)?) throws -> [CompressSummary.Layer] {
-        let s = dump.shape, G = s.numKVHeads
+        // Locals only in the closures below: a closure naming a property would capture `self`, and
+        // with it the writer, whose release on error removes the temporary output file.
+        let s = dump.shape, G = s.numKVHeads, workspaces = self.workspaces
         let buffers = (key: RawBuffer(), value: RawBuffer())
         let compressor = LayerCompressor(selector: selector, merge: merge)
         let type = dump.elementType, codec = writer.codec

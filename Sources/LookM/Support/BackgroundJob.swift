@@ -5,14 +5,21 @@ import Foundation
 /// HDF5 free for reads and writes meanwhile.
 final class BackgroundJob<T>: @unchecked Sendable {
     private var result: Result<T, Error>?
+    private var body: (() throws -> T)?
+    private var finally: (() -> Void)?
     private let done = DispatchSemaphore(value: 0)
 
-    /// `finally` runs on the background thread once `body` returned or threw.
+    /// `finally` runs on the background thread once `body` returned or threw. Both closures are
+    /// released before `wait()` returns: what they captured (an output file about to be
+    /// discarded on error) must not outlive the caller's scope.
     init(_ body: @escaping () throws -> T, finally: @escaping () -> Void = {}) {
-        let work = UncheckedSendable(body), after = UncheckedSendable(finally)
+        self.body = body
+        self.finally = finally
         DispatchQueue.global().async {
-            self.result = Result { try work.value() }
-            after.value()
+            self.result = Result { try self.body!() }
+            self.finally?()
+            self.body = nil
+            self.finally = nil
             self.done.signal()
         }
     }
