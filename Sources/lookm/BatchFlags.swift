@@ -41,9 +41,8 @@ struct BatchFlags: ParsableArguments {
             }
             if json, let text = try? record.line() { print(text); fflush(nil) }
         }
-        let failed = records.filter { $0.status == .failed }.count
-        printError("lookm: shard \(shard): \(records.count) dumps: \(records.count - failed - records.filter { $0.status == .skipped }.count) done, "
-                   + "\(records.filter { $0.status == .skipped }.count) skipped, \(failed) failed")
+        let failed = records.filter { $0.status == .failed }.count, skipped = records.filter { $0.status == .skipped }.count
+        printError("lookm: shard \(shard): \(records.count) dumps: \(records.count - failed - skipped) done, \(skipped) skipped, \(failed) failed")
         let code = BatchRunner.exitCode(records)
         // Each failure was reported above: leave quietly with the first one's code.
         if code != 0 { throw LookMError(LookMError.Kind(rawValue: code) ?? .other, "") }

@@ -94,7 +94,7 @@ extension BatchRunner.Job {
         Self(command: "compress", outputName: { "\($0).lookm.h5" },
              check: { dump, output, source in
                  let shape = try DumpReader(path: dump).shape
-                 return ExistingOutput.cache(at: output, method: settings.canonicalJSON(gqa: shape.numKVHeads != shape.numHeads), source: source)
+                 return ExistingOutput.check(output, sweep: false, settings: settings.canonicalJSON(gqa: shape.numKVHeads != shape.numHeads), source: source)
              },
              run: { dump, output, replace in
                  let s = try Compressor.run(input: try InputFile(dump), destination: .file(output), force: replace, settings: settings, threads: threads)
@@ -109,7 +109,7 @@ extension BatchRunner.Job {
         Self(command: "sweep", outputName: { "\($0).sweep.json" },
              check: { dump, output, source in
                  let shape = try DumpReader(path: dump).shape
-                 return ExistingOutput.sweep(at: output, settings: Sweeper.settingsJSON(settings, shape: shape), source: source)
+                 return ExistingOutput.check(output, sweep: true, settings: Sweeper.settingsJSON(settings, shape: shape), source: source)
              },
              run: { dump, output, replace in
                  let result = try Sweeper.run(dump: try InputFile(dump), settings: settings, threads: threads, keepCaches: keepCaches, force: replace)

@@ -93,38 +93,21 @@ public enum Collector {
                 continue
             }
             let source = SourceInfo.of(path: dump, name: AtomicOutput.split(dump).base)
-            switch check(output: r.output, kind: kind) {
-            case .failure(let problem):
-                problems.append(.init(kind: problem.kind, dump: dump, detail: problem.detail))
-            case .success(let (recorded, rows)):
-                if source.size > 0, recorded.size != source.size || recorded.mtime != source.mtime {
+            guard FileManager.default.fileExists(atPath: r.output) else {
+                problems.append(.init(kind: .outputMissing, dump: dump, detail: "\(r.output) does not exist"))
+                continue
+            }
+            do {
+                let recorded = try RecordedOutput.read(r.output, sweep: kind == "sweep")
+                if source.size > 0, recorded.source.size != source.size || recorded.source.mtime != source.mtime {
                     problems.append(.init(kind: .stale, dump: dump, detail: "the dump changed after \(r.output) was made; rerun the batch"))
                 }
-                sweepRows += rows.map { CollectedSweepRow(dump: dump, row: $0) }
+                sweepRows += recorded.rows.map { CollectedSweepRow(dump: dump, row: $0) }
+            } catch {
+                problems.append(.init(kind: .outputInvalid, dump: dump, detail: error.reason))
             }
         }
         return BatchCollection(kind: kind, records: records, sweepRows: kind == "sweep" ? sweepRows : nil, problems: problems, expected: expected.count)
-    }
-
-    private struct OutputProblem: Error { var kind: BatchCollection.Problem.Kind; var detail: String }
-
-    /// Opens a recorded output: a valid cache (every layer), or a sweep result that decodes.
-    private static func check(output: String, kind: String) -> Result<(SourceInfo, [SweepRow]), OutputProblem> {
-        guard FileManager.default.fileExists(atPath: output) else { return .failure(.init(kind: .outputMissing, detail: "\(output) does not exist")) }
-        if kind == "sweep" {
-            guard let data = FileManager.default.contents(atPath: output),
-                  let result = try? JSONDecoder().decode(SweepResult.self, from: data), let source = result.source else {
-                return .failure(.init(kind: .outputInvalid, detail: "\(output): not a complete lookm sweep result"))
-            }
-            return .success((source, result.rows))
-        }
-        do {
-            let reader = try CacheReader(path: output)
-            for i in 0..<reader.shape.numLayers { _ = try reader.layer(i) }
-            return .success((reader.source, []))
-        } catch {
-            return .failure(.init(kind: .outputInvalid, detail: "\(error)"))
-        }
     }
 }
 

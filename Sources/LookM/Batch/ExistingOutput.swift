@@ -1,5 +1,38 @@
 import Foundation
 
+/// A batch output read back: the settings and the dump it records it was made from. One reader
+/// for the rerun check (`ExistingOutput`) and for `collect`.
+struct RecordedOutput {
+    /// The cache's canonical `method` JSON, or the sweep's `settings` array.
+    var settings: String
+    var source: SourceInfo
+    /// A sweep result's rows (empty for a cache).
+    var rows: [SweepRow]
+
+    struct Invalid: Error { var reason: String }
+
+    /// Reads a cache (it must open as a `lookm-kv-cache` with every layer's datasets in shape: an
+    /// interrupted write never appears under the final name, so this catches copies cut short and
+    /// files of other tools) or a sweep result (it must decode and record its settings and source).
+    static func read(_ path: String, sweep: Bool) throws(Invalid) -> RecordedOutput {
+        if sweep {
+            guard let data = FileManager.default.contents(atPath: path),
+                  let result = try? JSONDecoder().decode(SweepResult.self, from: data),
+                  let settings = result.settings, let source = result.source else {
+                throw Invalid(reason: "\(path): not a complete lookm sweep result")
+            }
+            return RecordedOutput(settings: settings, source: source, rows: result.rows)
+        }
+        do {
+            let reader = try CacheReader(path: path)
+            for i in 0..<reader.shape.numLayers { _ = try reader.layer(i) }
+            return RecordedOutput(settings: reader.method, source: reader.source, rows: [])
+        } catch {
+            throw Invalid(reason: "\(error)")
+        }
+    }
+}
+
 /// What is already under a batch output's name, and what a rerun does about it.
 enum ExistingOutput: Equatable {
     /// Nothing there: make it.
@@ -13,36 +46,16 @@ enum ExistingOutput: Equatable {
     /// Valid, made with other settings: an error unless --force (never replace work silently).
     case otherSettings(String)
 
-    /// Checks a cache: it must open as a `lookm-kv-cache` with every layer's datasets in shape
-    /// (an interrupted write never appears under the final name, so this catches copies cut short
-    /// and files of other tools), carry exactly `method`, and name the dump's current size and mtime.
-    static func cache(at path: String, method: String, source: SourceInfo) -> ExistingOutput {
+    /// Checks the cache (or, `sweep`, the sweep result) at `path` against this run's canonical
+    /// `settings` and the dump's current size and mtime.
+    static func check(_ path: String, sweep: Bool, settings: String, source now: SourceInfo) -> ExistingOutput {
         guard FileManager.default.fileExists(atPath: path) else { return .absent }
-        let reader: CacheReader
-        do {
-            reader = try CacheReader(path: path)
-            for i in 0..<reader.shape.numLayers { _ = try reader.layer(i) }
-        } catch {
-            return .invalid("\(error)")
-        }
-        return verdict(method: reader.method, expected: method, source: reader.source, expected: source)
-    }
-
-    /// Checks a sweep file: it must decode as a sweep result that records its settings and source.
-    static func sweep(at path: String, settings: String, source: SourceInfo) -> ExistingOutput {
-        guard FileManager.default.fileExists(atPath: path) else { return .absent }
-        guard let data = FileManager.default.contents(atPath: path),
-              let result = try? JSONDecoder().decode(SweepResult.self, from: data),
-              let recorded = result.settings, let recordedSource = result.source else {
-            return .invalid("\(path): not a complete lookm sweep result")
-        }
-        return verdict(method: recorded, expected: settings, source: recordedSource, expected: source)
-    }
-
-    private static func verdict(method: String, expected: String, source: SourceInfo, expected now: SourceInfo) -> ExistingOutput {
-        guard method == expected else { return .otherSettings("made with \(method)") }
-        guard source.size == now.size && source.mtime == now.mtime else {
-            return .stale("the dump changed since (size \(source.size) -> \(now.size), mtime \(source.mtime) -> \(now.mtime))")
+        let recorded: RecordedOutput
+        do { recorded = try RecordedOutput.read(path, sweep: sweep) } catch { return .invalid(error.reason) }
+        guard recorded.settings == settings else { return .otherSettings("made with \(recorded.settings)") }
+        let was = recorded.source
+        guard was.size == now.size && was.mtime == now.mtime else {
+            return .stale("the dump changed since (size \(was.size) -> \(now.size), mtime \(was.mtime) -> \(now.mtime))")
         }
         return .current
     }
