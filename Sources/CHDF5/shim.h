@@ -4,6 +4,7 @@
 #define LOOKM_CHDF5_SHIM_H
 #include <hdf5.h>
 #include <hdf5_hl.h>
+#include <stdio.h>
 
 static inline hid_t    h5_default(void)         { return H5P_DEFAULT; }
 static inline hid_t    h5s_all(void)            { return H5S_ALL; }
@@ -50,5 +51,61 @@ static inline hid_t h5t_make_f16le(void) {
     H5Tset_size(t, 2);
     H5Tset_ebias(t, 15);
     return t;
+}
+
+/* What makes a file depend on others: the first object found is reported by
+   `lookm_h5_find_foreign`. A dump or cache must be one self-contained file, so readers refuse all
+   of these before reading any data (an external raw file could be /etc/passwd; a virtual
+   dataset whose source is missing reads as zeros). */
+enum {
+    LOOKM_FOREIGN_NONE = 0,
+    LOOKM_FOREIGN_EXTERNAL_LINK = 1,   /* a link into another file */
+    LOOKM_FOREIGN_USER_LINK = 2,       /* a user-defined link type */
+    LOOKM_FOREIGN_EXTERNAL_RAW = 3,    /* raw data stored in other files (H5Pset_external) */
+    LOOKM_FOREIGN_VIRTUAL = 4,         /* a virtual dataset (data mapped from other datasets/files) */
+    LOOKM_FOREIGN_UNREADABLE = 5       /* an object HDF5 cannot open */
+};
+
+typedef struct {
+    int kind;
+    char path[1024];
+} lookm_foreign_t;
+
+static inline herr_t lookm_h5_visit_link(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+    lookm_foreign_t *out = (lookm_foreign_t *)data;
+    int kind = LOOKM_FOREIGN_NONE;
+    if (info->type == H5L_TYPE_EXTERNAL) {
+        kind = LOOKM_FOREIGN_EXTERNAL_LINK;
+    } else if (info->type != H5L_TYPE_HARD && info->type != H5L_TYPE_SOFT) {
+        kind = LOOKM_FOREIGN_USER_LINK;
+    } else if (info->type == H5L_TYPE_HARD) {
+        hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+        if (obj < 0) {
+            kind = LOOKM_FOREIGN_UNREADABLE;
+        } else {
+            if (H5Iget_type(obj) == H5I_DATASET) {
+                hid_t dcpl = H5Dget_create_plist(obj);
+                if (dcpl < 0) {
+                    kind = LOOKM_FOREIGN_UNREADABLE;
+                } else {
+                    if (H5Pget_layout(dcpl) == H5D_VIRTUAL) kind = LOOKM_FOREIGN_VIRTUAL;
+                    else if (H5Pget_external_count(dcpl) != 0) kind = LOOKM_FOREIGN_EXTERNAL_RAW;
+                    H5Pclose(dcpl);
+                }
+            }
+            H5Oclose(obj);
+        }
+    }
+    if (kind == LOOKM_FOREIGN_NONE) return 0;
+    out->kind = kind;
+    snprintf(out->path, sizeof out->path, "/%s", name);
+    return 1;   /* stop at the first one */
+}
+
+/* Visits every link of the file; returns < 0 if the visit itself failed (damaged metadata). */
+static inline herr_t lookm_h5_find_foreign(hid_t file, lookm_foreign_t *out) {
+    out->kind = LOOKM_FOREIGN_NONE;
+    out->path[0] = 0;
+    return H5Lvisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, lookm_h5_visit_link, out);
 }
 #endif

@@ -22,7 +22,36 @@ final class H5File {
             throw site.error(nil, "not an HDF5 file (or not readable)")
         }
         let id = H5Fopen(path, h5f_acc_rdonly(), h5_default())
-        return H5File(handle: try site.own(id, nil, "opening the file", closer: H5Fclose), site: site)
+        let file = H5File(handle: try site.own(id, nil, "opening the file", closer: H5Fclose), site: site)
+        try file.requireSelfContained()
+        return file
+    }
+
+    /// A lookm file is one self-contained file: links into other files, raw data kept in other
+    /// files and virtual datasets are refused before any data is read (they would let a "dump"
+    /// read /etc/passwd into a cache, or read a missing source as zeros).
+    private func requireSelfContained() throws {
+        var found = lookm_foreign_t()
+        let status = lookm_h5_find_foreign(handle.id, &found)
+        let path = withUnsafeBytes(of: found.path) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        switch Int(found.kind) {
+        case LOOKM_FOREIGN_NONE:
+            try site.check(status, nil, "listing the file's objects")
+            return
+        case LOOKM_FOREIGN_EXTERNAL_LINK:
+            throw site.error(path, "is an external link to another file; a lookm file must be self-contained (h5repack can copy the data in)")
+        case LOOKM_FOREIGN_USER_LINK:
+            throw site.error(path, "is a user-defined link; a lookm file may hold only hard and soft links")
+        case LOOKM_FOREIGN_EXTERNAL_RAW:
+            throw site.error(path, "keeps its data in external files; a lookm file must be self-contained (h5repack can copy the data in)")
+        case LOOKM_FOREIGN_VIRTUAL:
+            throw site.error(path, "is a virtual dataset (its data lives elsewhere); a lookm file must be self-contained (h5repack can copy the data in)")
+        default:
+            H5Eclear2(h5e_default())
+            throw site.error(path, "cannot be opened: damaged object header")
+        }
     }
 
     /// Creates a new file at `path`, failing if something already exists there.
