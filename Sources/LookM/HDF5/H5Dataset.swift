@@ -138,14 +138,63 @@ final class H5Dataset {
     /// Uncompressed bytes of one chunk (0 when not chunked).
     var chunkBytes: Int { chunkShape.map { $0.reduce(elementSize, *) } ?? 0 }
 
-    /// Rejects a declared size the file cannot hold, before anything of that size is allocated:
-    /// unfiltered data larger than the whole file is a damaged or hostile header (sparse chunked
-    /// datasets are smaller than their file; compressed chunks are checked by the filter).
+    /// Filtered data may expand by at most this factor over the bytes its chunks occupy in the
+    /// file. Real tensors compress 1.1-3x and token tables ~10-100x; a 10 KB file that declares
+    /// gigabytes of never-written, "compressed" chunks is damaged or hostile.
+    static let maxExpansion = 1024
+    /// Below this many bytes a dataset's size needs no justification.
+    static let smallBytes = 1 << 20
+
+    /// Rejects declared sizes and chunk shapes that would make lookm allocate far more than the
+    /// file holds, before anything of that size is allocated: unfiltered data larger than the whole
+    /// file, filtered data larger than `maxExpansion` times its stored chunks, chunks larger than
+    /// their dataset (each chunk read is decoded whole), and swarms of tiny chunks (HDF5 keeps
+    /// several KB of bookkeeping per chunk a read touches).
     func requirePlausibleSize(fileBytes: Int) throws {
-        let declared = shape.reduce(elementSize) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        let declared = Self.bytes(shape, elementSize)
+        if declared == Int.max {
+            throw site.error(path, "declares \(shape) elements of \(elementSize) bytes: more than any file can hold")
+        }
         if filters.isEmpty && declared > fileBytes {
             throw site.error(path, "declares \(shape) (\(declared) bytes) but the whole file holds \(fileBytes) bytes")
         }
+        let stored = storageBytes
+        if !filters.isEmpty && declared > Self.smallBytes && declared / Self.maxExpansion > stored {
+            throw site.error(path, "declares \(shape) (\(declared) bytes) but its compressed chunks hold \(stored) bytes "
+                + "(more than \(Self.maxExpansion)x expansion): damaged or not written")
+        }
+        guard let chunk = chunkShape else { return }
+        let chunkBytes = Self.bytes(chunk, elementSize)
+        if chunkBytes > max(declared, Self.smallBytes) {
+            throw site.error(path, "chunks of \(chunk) (\(chunkBytes) bytes) are larger than the dataset (\(declared) bytes); "
+                + "re-chunk it, e.g. h5repack -l \(path.dropFirst()):CHUNK=\(Self.sensibleChunk(shape))")
+        }
+        var chunks = 1
+        for (n, c) in zip(shape, chunk) where c > 0 { chunks = chunks.multipliedReportingOverflow(by: (n + c - 1) / c).partialValue }
+        if chunks > Self.manyChunks && chunkBytes < Self.smallChunkBytes {
+            throw site.error(path, "\(chunks) chunks of \(chunkBytes) bytes: too small to read efficiently; "
+                + "re-chunk it, e.g. h5repack -l \(path.dropFirst()):CHUNK=\(Self.sensibleChunk(shape))")
+        }
+    }
+
+    /// Datasets may have this many chunks of any size; more must be at least `smallChunkBytes` each.
+    static let manyChunks = 4096
+    static let smallChunkBytes = 4096
+
+    /// Elements times `elementSize`, or `Int.max` on overflow.
+    static func bytes(_ dims: [Int], _ elementSize: Int) -> Int {
+        var total = elementSize
+        for d in dims {
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            if overflow || d < 0 { return Int.max }
+            total = p
+        }
+        return total
+    }
+
+    /// One head's rows as a chunk (what lookm itself writes), for the re-chunking hint.
+    private static func sensibleChunk(_ shape: [Int]) -> String {
+        (shape.count >= 2 ? [1] + shape.dropFirst() : shape).map(String.init).joined(separator: "x")
     }
 
     /// Reads the box `start ..< start + count` into `buffer` as `memoryType`, C order.
