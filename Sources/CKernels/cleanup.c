@@ -1,8 +1,12 @@
+#define _GNU_SOURCE
 #include "CKernels.h"
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <stdlib.h>
+#include <link.h>
+#include <execinfo.h>
+#include <stdint.h>
 
 /* Temporary files to remove if the process is interrupted. The handler may only call
    async-signal-safe functions (unlink, _exit), so the paths live in a fixed table of
@@ -57,21 +61,52 @@ static void say(const char *s) {
     }
 }
 
+/* Where libhdf5's code is mapped: a fault with HDF5 on the stack happened while HDF5 parsed a
+   file, and the file is to blame; any other fault is lookm's own. */
+#define MAX_RANGES 8
+static uintptr_t hdf5_lo[MAX_RANGES], hdf5_hi[MAX_RANGES];
+static int hdf5_ranges;
+
+static int find_hdf5(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size; (void)data;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libhdf5")) return 0;
+    for (int i = 0; i < info->dlpi_phnum && hdf5_ranges < MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            hdf5_lo[hdf5_ranges] = info->dlpi_addr + ph->p_vaddr;
+            hdf5_hi[hdf5_ranges] = hdf5_lo[hdf5_ranges] + ph->p_memsz;
+            hdf5_ranges++;
+        }
+    }
+    return 0;
+}
+
+static int in_hdf5(void *pc) {
+    uintptr_t a = (uintptr_t)pc;
+    for (int i = 0; i < hdf5_ranges; i++) if (a >= hdf5_lo[i] && a < hdf5_hi[i]) return 1;
+    return 0;
+}
+
 /* HDF5 1.10 can dereference wild pointers on damaged metadata (seen: H5HG_read on a corrupt
    global heap while reading a string attribute). Such a file is invalid input: say so, remove
-   temporary files and exit 3 instead of dying by a signal. */
+   temporary files and exit 3 instead of dying by a signal. A fault without HDF5 on the stack is
+   a bug of lookm's own: exit 1, never blamed on the input. */
 static void on_fault(int sig) {
     for (int i = 0; i < SLOTS; i++) if (used[i]) unlink(paths[i]);
-    if (reading_input) {
+    void *frames[128];
+    int n = backtrace(frames, 128);   /* preloaded at install: no allocation here */
+    int hdf5 = 0;
+    for (int i = 0; i < n && !hdf5; i++) hdf5 = in_hdf5(frames[i]);
+    if (reading_input && hdf5) {
         say("lookm: ");
         say(input_name);
         say(": damaged file: the HDF5 library failed reading its metadata\n");
         _exit(3);
     }
-    say("lookm: internal fault (signal ");
+    say("lookm: internal error (signal ");
     char digits[4] = {(char)('0' + sig / 10), (char)('0' + sig % 10), ')', 0};
     say(digits);
-    say("\n");
+    say(": a bug in lookm, not a problem of the input; please report it with the command line\n");
     _exit(1);
 }
 
@@ -84,6 +119,10 @@ void lookm_install_signal_handlers(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    dl_iterate_phdr(find_hdf5, NULL);
+    void *warm[2];
+    backtrace(warm, 2);   /* loads the unwinder now: the fault handler must not */
 
     static char alt[1 << 16];
     stack_t ss;

@@ -33,16 +33,20 @@ struct BatchFlags: ParsableArguments {
         guard let outDir else { return }
         let inputs = try BatchInputs(arguments: dumps, manifest: manifest)
         let shard = try shard.map { try Shard(parsing: $0) } ?? .all
+        var stdoutFailure: Error?
         let records = try BatchRunner.run(job, inputs: inputs, outDir: outDir, shard: shard, force: force) { record, line in
             switch record.status {
             case .ok: printError(line ?? "lookm: \(record.output): done")
             case .skipped: printError("lookm: \(record.output): up to date, skipped")
             case .failed: printError("lookm: \(record.error ?? "failed")")
             }
-            if json, let text = try? record.line() { print(text); fflush(nil) }
+            if json, stdoutFailure == nil, let text = try? record.line() {
+                do { try StandardOutput.print(text) } catch { stdoutFailure = error }
+            }
         }
         let failed = records.filter { $0.status == .failed }.count, skipped = records.filter { $0.status == .skipped }.count
         printError("lookm: shard \(shard): \(records.count) dumps: \(records.count - failed - skipped) done, \(skipped) skipped, \(failed) failed")
+        if let stdoutFailure { throw stdoutFailure }
         let code = BatchRunner.exitCode(records)
         // Each failure was reported above: leave quietly with the first one's code.
         if code != 0 { throw LookMError(LookMError.Kind(rawValue: code) ?? .other, "") }

@@ -25,7 +25,7 @@ struct CollectCommand: ParsableCommand {
 
     func run() throws {
         let collection = try Collector.collect(outDir: dir, manifest: manifest, kind: kind)
-        print(try collection.render(format))
+        try StandardOutput.print(try collection.render(format))
         for line in collection.problemLines { printError(line) }
         if !collection.complete { throw LookMError(.other, "") }
     }

@@ -35,26 +35,25 @@ struct CompressCommand: ParsableCommand {
     @Option(help: "A method of method.md section 5 (default: lookm).") var method: String?
     @Option(help: "Which positions to keep: text-prior, h2o, snapkv, streaming, random, knorm, full.") var selector: String?
     @Option(help: "What happens to evicted pairs: none, avg, pivot, weighted.") var merge: String?
-    @Option(name: .customLong("hh-ratio"), help: "Heavy hitters as a share of the prompt (default 0.1).") var hhRatio: Double?
-    @Option(name: .customLong("recent-ratio"), help: "Recent tokens as a share of the prompt (default 0.1).") var recentRatio: Double?
-    @Option(help: "Keep this share of the prompt, split 1:1 between heavy hitters and recent tokens.") var budget: Double?
-    @Option(help: "Keep this many tokens, split 1:1.") var keep: Int?
+    @Option(name: .customLong("hh-ratio"), parsing: .unconditional, help: "Heavy hitters as a share of the prompt (default 0.1).") var hhRatio: Double?
+    @Option(name: .customLong("recent-ratio"), parsing: .unconditional, help: "Recent tokens as a share of the prompt (default 0.1).") var recentRatio: Double?
+    @Option(parsing: .unconditional, help: "Keep this share of the prompt, split 1:1 between heavy hitters and recent tokens.") var budget: Double?
+    @Option(parsing: .unconditional, help: "Keep this many tokens, split 1:1.") var keep: Int?
     @Option(help: "paper (the clean definitions) or reference (the authors' code, bit for bit).") var variant: Variant = .paper
     @Option(name: .customLong("gqa-agg"), help: "How a kv head aggregates its query heads' scores (default: mean).") var gqaAgg: GQAAggregation?
-    @Option(help: "snapkv: observation window in queries (default 32).") var window: Int?
-    @Option(help: "snapkv: pooling kernel width, odd (default 7).") var kernel: Int?
-    @Option(help: "streaming: attention sinks kept at the start (default 4).") var sinks: Int?
-    @Option(help: "random: the seed (default 0).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "snapkv: observation window in queries (default 32).") var window: Int?
+    @Option(parsing: .unconditional, help: "snapkv: pooling kernel width, odd (default 7).") var kernel: Int?
+    @Option(parsing: .unconditional, help: "streaming: attention sinks kept at the start (default 4).") var sinks: Int?
+    @Option(parsing: .unconditional, help: "random: the seed (default 0).") var seed: UInt64?
     @Option(help: "Codec of the cache's tensors (default: zstd).") var codec: CodecName = .zstd
-    @Option(help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
-    @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the output is the same for any value.")
+    @Option(parsing: .unconditional, help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
+    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the output is the same for any value.")
     var threads: Int?
     @Flag(help: "Replace an existing output file (batch mode: also outputs made with other settings).") var force = false
     @Flag(help: "Print the per-layer summary as one JSON document on stdout (keys in docs/compress.md).") var json = false
 
     func validate() throws {
         try batch.validate(inputs: dumps, extra: output != nil ? "-o" : nil)
-        if let threads, threads < 1 { throw ValidationError("--threads \(threads): must be at least 1") }
         guard !batch.isBatch else { return }
         guard dumps.count == 1 else {
             throw ValidationError(dumps.isEmpty ? "give a dump to compress" : "\(dumps.count) dumps given: compress several with --out-dir DIR (batch mode)")
@@ -69,19 +68,20 @@ struct CompressCommand: ParsableCommand {
             method: method, selector: selector, merge: merge, variant: variant, hhRatio: hhRatio, recentRatio: recentRatio,
             budget: budget, keep: keep, gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed,
             codec: try Codec.parse(codec.rawValue, level: level))
-        let threads = self.threads ?? Parallel.defaultThreads
+        let threads = try Parallel.workers(threads, flag: "--threads")
         if batch.isBatch {
             try batch.run(.compress(settings: settings, threads: threads), dumps: dumps, force: force, json: json)
             return
         }
         let dump = dumps[0]
         let input = try InputFile(dump)
+        try StandardOutput.requireNotInput()   // -o - and --json print there
         let destination: CacheDestination = output == "-" ? .stdout : .file(output ?? Compressor.defaultOutput(for: dump))
         let progress = Progress("compress: layer")
         let summary = try Compressor.run(input: input, destination: destination, force: force, settings: settings,
                                          threads: threads) { progress.update($0, of: $1) }
         progress.finish()
         printError(summary.line)
-        if json { print(try summary.json()) }
+        if json { try StandardOutput.print(try summary.json()) }
     }
 }

@@ -20,7 +20,8 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let input = try InputFile(file)
+        try StandardOutput.requireNotInput()
         let report = try Inspector.inspect(path: input.path, displayName: input.displayName)
-        print(json ? try report.json() : report.text)
+        try StandardOutput.print(json ? try report.json() : report.text)
     }
 }

@@ -26,17 +26,19 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(help: "Rows: total (one summary), layer, or head.") var by: ReportLevel = .total
     @Option(help: ArgumentHelp("Also draw fidelity (or memory) per layer as an SVG.", valueName: "file.svg")) var plot: String?
-    @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core).") var threads: Int?
+    @Flag(help: "Replace an existing --plot file.") var force = false
+    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core).") var threads: Int?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads \(threads): must be at least 1") }
         if reference == "-" && cache == "-" { throw ValidationError("only one of the cache and --reference can come from stdin") }
     }
 
     func run() throws {
-        let report = try Reporter.report(cache: try InputFile(cache), reference: try reference.map { try InputFile($0) },
-                                         threads: threads ?? Parallel.defaultThreads)
-        if let plot { try report.plot.write(to: plot) }
-        print(try report.render(format, by: by))
+        let cacheFile = try InputFile(cache), referenceFile = try reference.map { try InputFile($0) }
+        let plotOutput = try plot.map { try TextOutput(path: $0, force: force) }
+        try StandardOutput.requireNotInput()
+        let report = try Reporter.report(cache: cacheFile, reference: referenceFile, threads: try Parallel.workers(threads, flag: "--threads"))
+        if let plotOutput { try report.plot.write(to: plotOutput) }
+        try StandardOutput.print(try report.render(format, by: by))
     }
 }

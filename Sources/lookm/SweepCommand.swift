@@ -28,14 +28,13 @@ struct SweepCommand: ParsableCommand {
     var budgets = Sweeper.defaultBudgets.map { "\($0)" }.joined(separator: ",")
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(help: ArgumentHelp("Also draw memory against fidelity per method as an SVG.", valueName: "file.svg")) var plot: String?
-    @Option(help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); results are the same for any value.") var jobs: Int?
+    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); results are the same for any value.") var jobs: Int?
     @Option(name: .customLong("keep-caches"), help: ArgumentHelp("Also write every setting's cache into this directory.", valueName: "dir"))
     var keepCaches: String?
-    @Flag(help: "With --keep-caches: replace existing caches (batch mode: also sweep results of other settings).") var force = false
+    @Flag(help: "Replace an existing --plot file and, with --keep-caches, existing caches (batch mode: also sweep results of other settings).") var force = false
     @Flag(help: "Batch mode: also print each dump's result record on stdout (JSON lines).") var json = false
 
     func validate() throws {
-        if let jobs, jobs < 1 { throw ValidationError("--jobs \(jobs): must be at least 1") }
         try batch.validate(inputs: dumps, extra: plot != nil ? "--plot" : nil)
         if !batch.isBatch {
             if json { throw ValidationError("--json is for batch mode; for one dump use --format json") }
@@ -46,24 +45,34 @@ struct SweepCommand: ParsableCommand {
     }
 
     func run() throws {
-        let budgetValues = try budgets.split(separator: ",").map { text -> Double in
-            guard let b = Double(text.trimmingCharacters(in: .whitespaces)) else {
+        let budgetValues = try list(budgets, flag: "--budgets", example: "0.05,0.1,0.2").map { text -> Double in
+            guard let b = Double(text) else {
                 throw LookMError.usage("--budgets: '\(text)' is not a number; e.g. --budgets 0.05,0.1,0.2")
             }
             return b
         }
-        let settings = try Sweeper.settings(methods: methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+        let settings = try Sweeper.settings(methods: try list(methods, flag: "--methods", example: "lookm,h2o"),
                                             budgets: budgetValues, codec: .zstd(level: 3))
-        let threads = jobs ?? Parallel.defaultThreads
+        let threads = try Parallel.workers(jobs, flag: "--jobs")
         if batch.isBatch {
             try batch.run(.sweep(settings: settings, threads: threads, keepCaches: keepCaches), dumps: dumps, force: force, json: json)
             return
         }
+        let dump = try InputFile(dumps[0])
+        let plotOutput = try plot.map { try TextOutput(path: $0, force: force) }
+        try StandardOutput.requireNotInput()
         let progress = Progress("sweep: layer")
-        let result = try Sweeper.run(dump: try InputFile(dumps[0]), settings: settings, threads: threads,
+        let result = try Sweeper.run(dump: dump, settings: settings, threads: threads,
                                      keepCaches: keepCaches, force: force) { progress.update($0, of: $1) }
         progress.finish()
-        if let plot { try result.plot.write(to: plot) }
-        print(try result.render(format))
+        if let plotOutput { try result.plot.write(to: plotOutput) }
+        try StandardOutput.print(try result.render(format))
+    }
+
+    /// A comma-separated flag's entries; an empty one (`0.1,,0.2`) is a typo, not something to skip.
+    private func list(_ text: String, flag: String, example: String) throws -> [String] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts.contains("") { throw LookMError.usage("\(flag) \(text): an entry is empty; e.g. \(flag) \(example)") }
+        return parts
     }
 }

@@ -39,9 +39,11 @@ final class CacheWriter {
 
     /// Flushes, closes, syncs and renames the cache into place.
     func finish() throws {
-        guard let f = file else { return }
-        try f.flush()
-        file = nil   // closes the file: every dataset handle is gone by now
+        guard file != nil else { return }
+        try file?.flush()
+        // Closes the file (every dataset handle is gone by now, and no local may hold it: the
+        // bytes must be final before they are synced, renamed or copied through a device).
+        file = nil
         try output.commit()
     }
 }

@@ -80,7 +80,8 @@ public enum Compressor {
         defer { close(fd) }
         switch FileDescriptors.copy(from: fd, to: 1) {
         case .success(let total): return total
-        case .failure(.write): throw LookMError(.output, "")   // downstream closed: quiet
+        case .failure(.write(EPIPE)): throw LookMError(.output, "")   // downstream closed: quiet
+        case .failure(.write(let e)): throw LookMError.output("stdout", nil, "cannot write: \(FileDescriptors.Failure.write(e).reason)")
         case .failure(let f): throw LookMError.output("stdout", nil, "cannot read the temporary cache: \(f.reason)")
         }
     }

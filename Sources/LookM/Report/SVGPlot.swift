@@ -68,10 +68,9 @@ public struct SVGPlot: Sendable {
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
-    /// Writes the SVG to `path` (an output problem, exit 4, if it cannot).
-    public func write(to path: String) throws {
-        do { try svg.write(toFile: path, atomically: true, encoding: .utf8) }
-        catch { throw LookMError.output(path, nil, "cannot write the plot: \(error.localizedDescription)") }
+    /// Writes the SVG (an output problem, exit 4, if it cannot).
+    public func write(to output: TextOutput) throws {
+        try output.write(svg)
     }
 }
 

@@ -40,6 +40,12 @@ public enum Sweeper {
     /// Resolves every (method, budget) pair up front, so a bad name fails before any work.
     public static func settings(methods: [String], budgets: [Double], codec: Codec) throws -> [(String, Double, CompressionSettings)] {
         guard !methods.isEmpty, !budgets.isEmpty else { throw LookMError.usage("give at least one method and one budget") }
+        if let m = methods.first(where: { m in methods.filter { $0 == m }.count > 1 }) {
+            throw LookMError.usage("--methods: \(m) is given twice; list each method once")
+        }
+        if let b = budgets.first(where: { b in budgets.filter { $0 == b }.count > 1 }) {
+            throw LookMError.usage("--budgets: \(b) is given twice; list each budget once")
+        }
         return try methods.flatMap { m in
             try budgets.map { b in
                 (m, b, try CompressionSettings.resolve(method: m, selector: nil, merge: nil, variant: .paper, hhRatio: nil, recentRatio: nil,

@@ -6,41 +6,84 @@ import Glibc
 import Darwin
 #endif
 
-/// An output file that appears under its final name only when complete: it is written to a
-/// temporary file in the same directory (so the rename cannot cross file systems), synced, and
-/// moved into place by `commit()`. Until then, and if anything fails, the final name is untouched.
+/// Every file lookm writes goes through here, with one set of rules:
+/// - it appears under its final name only when complete: written to a temporary file in the same
+///   directory (so the rename cannot cross file systems), synced, and moved into place by
+///   `commit()`; until then, and if anything fails, the final name is untouched;
+/// - an existing file is replaced only with `force`, and never when it is one of the run's inputs
+///   (`RunInputs`, compared by device and inode, so links and other names are caught too);
+/// - a special file is never replaced: a character device or FIFO (`-o /dev/null`, a named pipe)
+///   is written *through*, from a temporary file elsewhere once it is complete; a block device,
+///   socket or directory is refused.
 final class AtomicOutput {
     let finalPath: String
     let temporaryPath: String
+    /// The final name is a character device or FIFO: the finished temporary file is copied into it.
+    let writesThrough: Bool
     private let force: Bool
     private var finished = false
     /// Slot in the signal handler's table: an interrupted run removes its temporary file.
     private var cleanupSlot: Int32 = -1
 
     /// - Parameters:
-    ///   - inputs: paths that must never be written (the output may not be one of them, or a link to one).
-    ///   - force: allow replacing an existing file at `finalPath`.
-    init(finalPath: String, force: Bool, inputs: [String]) throws {
+    ///   - inputs: more paths that must never be written, besides those in `RunInputs`.
+    ///   - force: allow replacing an existing regular file at `finalPath`.
+    init(finalPath: String, force: Bool, inputs: [String] = []) throws {
         self.finalPath = finalPath
         self.force = force
+        let registrations = inputs.map { RunInputs.register($0) }
+        defer { withExtendedLifetime(registrations) {} }
         var entry = stat(), target = stat()
+        var through = false
         if lstat(finalPath, &entry) == 0 {
-            // Compare what the name resolves to, so a link to the input is caught too.
-            let resolves = stat(finalPath, &target) == 0
-            for input in inputs {
-                var s = stat()
-                if input == finalPath || (resolves && stat(input, &s) == 0 && s.st_dev == target.st_dev && s.st_ino == target.st_ino) {
-                    throw LookMError.output(finalPath, nil, "is the input file; choose another output with -o")
+            // What the name resolves to counts, so a link to an input or a device is caught too.
+            if stat(finalPath, &target) == 0 {
+                if let input = RunInputs.input(matching: target) {
+                    throw LookMError.output(finalPath, nil, input == finalPath
+                        ? "is the input file; choose another output name"
+                        : "is the input file \(input) under another name; choose another output name")
+                }
+                switch target.st_mode & S_IFMT {
+                case S_IFREG: break
+                case S_IFCHR, S_IFIFO: through = true
+                case S_IFDIR: throw LookMError.output(finalPath, nil, "is a directory")
+                case S_IFBLK: throw LookMError.output(finalPath, nil, "is a block device; lookm writes regular files, pipes and character devices only")
+                default: throw LookMError.output(finalPath, nil, "is not a regular file; choose another output name")
                 }
             }
-            guard force else { throw LookMError.output(finalPath, nil, "already exists; pass --force to replace it") }
-            if resolves && (target.st_mode & S_IFMT) == S_IFDIR { throw LookMError.output(finalPath, nil, "is a directory") }
+            if !through && !force { throw LookMError.output(finalPath, nil, "already exists; pass --force to replace it") }
         }
-        let (dir, base) = AtomicOutput.split(finalPath)
+        writesThrough = through
         let host = AtomicOutput.hostName()
-        temporaryPath = "\(dir)/.\(base).lookm-tmp.\(host).\(getpid())"
-        AtomicOutput.removeStaleTemporaries(dir: dir, base: base, host: host)
+        if through {
+            let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+            temporaryPath = "\(dir)/lookm-through.\(host).\(getpid()).\(AtomicOutput.serial())"
+        } else {
+            let (dir, base) = AtomicOutput.split(finalPath)
+            temporaryPath = "\(dir)/\(AtomicOutput.temporaryName(base: base, host: host, pid: getpid()))"
+            AtomicOutput.removeStaleTemporaries(dir: dir, base: base, host: host)
+        }
         cleanupSlot = lookm_cleanup_register(temporaryPath)
+    }
+
+    nonisolated(unsafe) private static var counter = 0
+    private static func serial() -> Int { counter += 1; return counter }
+
+    /// `.<base>.lookm-tmp.<host>.<pid>`, with a long base shortened (prefix + hash) so the name
+    /// stays within the file system's 255 bytes.
+    static func temporaryName(base: String, host: String, pid: Int32) -> String {
+        ".\(shortBase(base, host: host)).lookm-tmp.\(host).\(pid)"
+    }
+
+    private static func shortBase(_ base: String, host: String) -> String {
+        let room = 255 - ".".utf8.count - ".lookm-tmp.".utf8.count - host.utf8.count - ".4294967295".utf8.count
+        guard base.utf8.count > room else { return base }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a
+        for b in base.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let suffix = "~" + String(hash, radix: 16)
+        var prefix = ""
+        for c in base where prefix.utf8.count + String(c).utf8.count + suffix.utf8.count <= max(room, 24) { prefix.append(c) }
+        return prefix + suffix
     }
 
     /// Removes `.<base>.lookm-tmp.<host>.<pid>` files of this host whose process is gone (a run
@@ -57,7 +100,7 @@ final class AtomicOutput {
                 return String(decoding: bytes, as: UTF8.self)
             }
             guard name.hasPrefix("."), let range = name.range(of: marker, options: .backwards),
-                  base == nil || name[name.index(after: name.startIndex)..<range.lowerBound] == base!,
+                  base == nil || name[name.index(after: name.startIndex)..<range.lowerBound] == shortBase(base!, host: host),
                   let pid = Int32(name[range.upperBound...]), pid > 0 else { continue }
             if pid == getpid() || (kill(pid, 0) == -1 && Glibc.errno == ESRCH) {
                 unlink("\(dir)/\(name)")
@@ -65,16 +108,20 @@ final class AtomicOutput {
         }
     }
 
-    /// Writes a small text file atomically (a sweep result).
-    static func write(_ text: String, to path: String, force: Bool, inputs: [String]) throws {
-        let output = try AtomicOutput(finalPath: path, force: force, inputs: inputs)
-        let fd = open(output.temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LookMError.output(path, nil, "cannot create: \(AtomicOutput.errno())") }
+    /// Writes a small text file (a plot, a sweep result) by the same rules.
+    static func write(_ text: String, to path: String, force: Bool, inputs: [String] = []) throws {
+        try AtomicOutput(finalPath: path, force: force, inputs: inputs).write(text)
+    }
+
+    /// Writes `text` as the whole file and commits it.
+    func write(_ text: String) throws {
+        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LookMError.output(finalPath, nil, "cannot create: \(AtomicOutput.errno())") }
         let bytes = Array(text.utf8)
-        let failure = bytes.withUnsafeBytes { FileDescriptors.writeAll(fd, $0.baseAddress!, $0.count) }
+        let failure = bytes.withUnsafeBytes { $0.count == 0 ? nil : FileDescriptors.writeAll(fd, $0.baseAddress!, $0.count) }
         close(fd)
-        if let failure { throw LookMError.output(path, nil, "cannot write: \(failure.reason)") }
-        try output.commit()
+        if let failure { throw LookMError.output(finalPath, nil, "cannot write: \(failure.reason)") }
+        try commit()
     }
 
     /// Syncs the temporary file and moves it to the final name. Call after the file is closed.
@@ -84,7 +131,9 @@ final class AtomicOutput {
         let synced = fsync(fd)
         close(fd)
         guard synced == 0 else { throw LookMError.output(finalPath, nil, "cannot sync: \(AtomicOutput.errno())") }
-        if force {
+        if writesThrough {
+            try copyThrough()
+        } else if force {
             guard rename(temporaryPath, finalPath) == 0 else { throw LookMError.output(finalPath, nil, "cannot rename into place: \(AtomicOutput.errno())") }
         } else {
             // link() fails if something appeared under the final name meanwhile: never clobber it.
@@ -99,6 +148,23 @@ final class AtomicOutput {
         let dir = AtomicOutput.split(finalPath).dir
         let dfd = open(dir, O_RDONLY)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+
+    /// Copies the finished temporary file into the device or FIFO at the final name.
+    private func copyThrough() throws {
+        let source = open(temporaryPath, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else { throw LookMError.output(finalPath, nil, "temporary file vanished: \(AtomicOutput.errno())") }
+        defer { close(source); unlink(temporaryPath) }
+        let target = open(finalPath, O_WRONLY | O_CLOEXEC)
+        guard target >= 0 else { throw LookMError.output(finalPath, nil, "cannot open: \(AtomicOutput.errno())") }
+        defer { close(target) }
+        var s = stat()
+        guard fstat(target, &s) == 0, [S_IFCHR, S_IFIFO].contains(s.st_mode & S_IFMT) else {
+            throw LookMError.output(finalPath, nil, "changed into another kind of file while lookm was writing")
+        }
+        if case .failure(let f) = FileDescriptors.copy(from: source, to: target) {
+            throw LookMError.output(finalPath, nil, "cannot write: \(f.reason)")
+        }
     }
 
     /// Removes the temporary file; the final name is left as it was.
@@ -126,5 +192,21 @@ final class AtomicOutput {
 
     static func errno() -> String {
         String(cString: strerror(Glibc.errno))
+    }
+}
+
+/// A text file a command saves (`--plot`), claimed before the work starts so that a name that
+/// cannot be written (an input, an existing file without `--force`) fails fast, then written by
+/// `AtomicOutput`'s rules.
+public final class TextOutput {
+    private let output: AtomicOutput
+
+    /// Call after the run's inputs are open (`InputFile`), so they are known.
+    public init(path: String, force: Bool) throws {
+        output = try AtomicOutput(finalPath: path, force: force)
+    }
+
+    public func write(_ text: String) throws {
+        try output.write(text)
     }
 }

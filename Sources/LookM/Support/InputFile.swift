@@ -16,6 +16,8 @@ public final class InputFile {
     private var descriptor: Int32 = -1
     private var spilled = false
     private var cleanupSlot: Int32 = -1
+    /// Outputs never replace this file while it is open.
+    private var registration: RunInputs.Registration?
 
     public init(_ argument: String) throws {
         guard argument == "-" else {
@@ -26,9 +28,11 @@ public final class InputFile {
             guard (s.st_mode & S_IFMT) != S_IFDIR else { throw LookMError.invalid(argument, nil, "is a directory, not a file") }
             path = argument
             displayName = argument
+            registration = RunInputs.register(argument)
             return
         }
         displayName = "stdin"
+        registration = RunInputs.register(descriptor: 0, name: "stdin")
         let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array("\(dir)/lookm-stdin-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }

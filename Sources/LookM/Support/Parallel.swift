@@ -23,10 +23,25 @@ public enum Parallel {
         }
     }
 
-    /// Threads to use by default: `SLURM_CPUS_PER_TASK` inside a Slurm task, else every core.
+    /// The most workers a flag may ask for: far past any machine lookm runs on, and small enough
+    /// that per-worker scratch space and thread stacks stay bounded.
+    public static let maxThreads = 1024
+
+    /// The worker count a `--threads`/`--jobs` flag asks for (1 ... `maxThreads`, a usage error
+    /// otherwise), or the default.
+    public static func workers(_ requested: Int?, flag: String) throws -> Int {
+        guard let requested else { return defaultThreads }
+        guard (1...maxThreads).contains(requested) else {
+            throw LookMError.usage("\(flag) \(requested): give 1 to \(maxThreads) (default: SLURM_CPUS_PER_TASK, else every core)")
+        }
+        return requested
+    }
+
+    /// Threads to use by default: `SLURM_CPUS_PER_TASK` inside a Slurm task, else every core,
+    /// never more than `maxThreads` (an absurd environment value is not a reason to crash).
     public static var defaultThreads: Int {
-        if let s = getenvString("SLURM_CPUS_PER_TASK"), let n = Int(s), n > 0 { return n }
-        return max(1, sysconfCores())
+        if let s = getenvString("SLURM_CPUS_PER_TASK"), let n = Int(s), n > 0 { return min(n, maxThreads) }
+        return min(max(1, sysconfCores()), maxThreads)
     }
 }
 
