@@ -19,8 +19,8 @@ public struct LookMError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
-        // Keep it one line whatever a library handed us.
-        self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+        // Keep it one line whatever a library handed us, and terminal-safe whatever a file held.
+        self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ").escapingControlCharacters
     }
 
     public var exitCode: Int32 { kind.rawValue }

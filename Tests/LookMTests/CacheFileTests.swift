@@ -5,7 +5,7 @@ import Testing
 
 /// The cache writer: the spec's layout, atomic placement, and the reader's consistency checks.
 @Suite struct CacheFileTests {
-    /// Writes a cache keeping every `stride`-th position of every layer (merged counts made up).
+    /// Writes a cache keeping every `stride`-th position of every layer (the others dropped, nothing merged).
     @discardableResult
     static func writeCache(from dumpPath: String, to path: String, stride: Int = 2, force: Bool = false,
                            codec: Codec = .zstd(level: 3), failAfterLayer: Int? = nil) throws -> CacheReader {
@@ -29,7 +29,7 @@ import Testing
                 try kk.withUnsafeBufferPointer { kb in
                     try vv.withUnsafeBufferPointer { vb in
                         try out.write(head: g, key: kb, value: vb, position: keep.map { Int32($0) },
-                                      merged: keep.map { _ in 1 }, slotOf: slotOf)
+                                      merged: keep.map { _ in 0 }, slotOf: slotOf)
                     }
                 }
             }
@@ -61,8 +61,8 @@ import Testing
         let report = try Inspector.inspect(path: dir.file("cache.h5"))
         #expect(report.kind == .cache)
         #expect(report.layers.map(\.kept) == [28, 28])
-        #expect(report.layers.map(\.merged) == [56, 56])      // 28 slots x 2 kv heads, 1 each
-        #expect(report.layers.map(\.dropped) == [56, 56])
+        #expect(report.layers.map(\.merged) == [0, 0])
+        #expect(report.layers.map(\.dropped) == [56, 56])      // 28 positions x 2 kv heads
         #expect(report.cache?.method == .object(["method": .string("test"), "stride": .number(2)]))
         #expect(dir.contents == ["cache.h5", "dump.h5"])      // no temporary file left
     }

@@ -61,8 +61,15 @@ final class ResultLog {
         let dir = outDir + "/results"
         try Directories.make(dir)
         path = "\(dir)/\(shard.fileTag).\(AtomicOutput.hostName()).\(getpid()).jsonl"
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw LookMError.output(path, nil, "cannot create the results file: \(String(cString: strerror(errno)))") }
+        // Appended to, never replaced; and never through a link or into anything but a regular file.
+        let opened = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard opened >= 0 else { throw LookMError.output(path, nil, "cannot create the results file: \(String(cString: strerror(errno)))") }
+        var s = stat()
+        guard fstat(opened, &s) == 0, (s.st_mode & S_IFMT) == S_IFREG, RunInputs.input(matching: s) == nil else {
+            close(opened)
+            throw LookMError.output(path, nil, "is not a results file lookm can append to (another kind of file, or an input)")
+        }
+        fd = opened
     }
 
     func append(_ record: BatchRecord) throws {
@@ -94,9 +101,18 @@ final class ResultLog {
 }
 
 enum Directories {
-    /// `mkdir -p`.
+    /// `mkdir -p`, safe when another worker creates the same directories at the same moment
+    /// (Foundation's version fails if a component appears between its check and its mkdir).
     static func make(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-        catch { throw LookMError.output(path, nil, "cannot create the directory: \(error.localizedDescription)") }
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o777) == 0 || errno == EEXIST {
+                var s = stat()
+                if stat(prefix, &s) == 0 && (s.st_mode & S_IFMT) == S_IFDIR { continue }
+                throw LookMError.output(prefix, nil, "exists and is not a directory")
+            }
+            throw LookMError.output(path, nil, "cannot create the directory: \(String(cString: strerror(errno)))")
+        }
     }
 }

@@ -37,9 +37,14 @@ public enum BatchRunner {
                            announce: (BatchRecord, _ line: String?) -> Void) throws -> [BatchRecord] {
         let outDir = Paths.absolute(outDir)
         try Directories.make(outDir)
+        // Every dump of the batch (not only this shard's) is an input: one may sit under another's
+        // output name (x.h5 and a dump called x.lookm.h5), and outputs never replace inputs.
+        let registrations = inputs.items.map { RunInputs.register($0.dump) }
+        defer { withExtendedLifetime(registrations) {} }
         let mine = inputs.shard(shard)
         AtomicOutput.removeStaleTemporaries(dir: outDir, base: nil, host: AtomicOutput.hostName())
         let log = try ResultLog(outDir: outDir, shard: shard)
+        var logFailure: LookMError?
         var records: [BatchRecord] = []
         for item in mine {
             let start = ContinuousClock.now
@@ -56,7 +61,10 @@ public enum BatchRunner {
                     record.status = .skipped
                 case .otherSettings(let why) where !force:
                     throw LookMError.output(output, nil, "exists, \(why); pass --force to replace it, or choose another --out-dir")
-                case .absent, .invalid, .stale, .otherSettings:
+                case .foreign(let why) where !force:
+                    let reason = why.hasPrefix(output + ": ") ? String(why.dropFirst(output.count + 2)) : why
+                    throw LookMError.output(output, nil, "exists and is not a lookm \(job.command) output (\(reason)); pass --force to replace it, or choose another --out-dir")
+                case .absent, .invalid, .stale, .otherSettings, .foreign:
                     if case .invalid(let why) = existing { record.error = "redone: \(why)" }
                     if case .stale(let why) = existing { record.error = "redone: \(why)" }
                     let outcome = try job.run(item.dump, output, existing != .absent)
@@ -69,17 +77,34 @@ public enum BatchRunner {
                 }
             } catch {
                 let e = error as? LookMError ?? LookMError(.other, "\(item.dump): \(error)")
-                record.status = .failed
-                record.error = e.message
-                record.exitCode = e.exitCode
+                if Self.madeMeanwhile(job, item: item, output: output) {
+                    // Another worker on the same shard finished this output first: it is done.
+                    record.status = .skipped
+                    record.error = nil
+                } else {
+                    record.status = .failed
+                    record.error = e.message
+                    record.exitCode = e.exitCode
+                }
             }
             record.seconds = (ContinuousClock.now - start).seconds
             record.time = BatchRecord.now()
-            try log.append(record)
+            // A results file that cannot be written (disk full) does not stop the batch: the
+            // outputs are what matters, and a rerun records the skipped ones.
+            if logFailure == nil {
+                do { try log.append(record) } catch { logFailure = error as? LookMError }
+            }
             records.append(record)
             announce(record, line)
         }
+        if let logFailure { throw logFailure }
         return records
+    }
+
+    /// Whether `output` is, now, a current output of this job for `item` (made by a concurrent worker).
+    private static func madeMeanwhile(_ job: Job, item: BatchInputs.Item, output: String) -> Bool {
+        let source = SourceInfo.of(path: item.dump, name: AtomicOutput.split(item.dump).base)
+        return (try? job.check(item.dump, output, source)) == .current
     }
 
     /// The exit code of a batch: 0, or the code of the first failed dump in manifest order.

@@ -9,26 +9,35 @@ struct RecordedOutput {
     /// A sweep result's rows (empty for a cache).
     var rows: [SweepRow]
 
-    struct Invalid: Error { var reason: String }
+    struct Invalid: Error {
+        var reason: String
+        /// The file is lookm's kind of output (a cache's `format` attribute, a sweep result's
+        /// keys) but damaged; false: some other file, which a batch never replaces unasked.
+        var ours: Bool
+    }
 
-    /// Reads a cache (it must open as a `lookm-kv-cache` with every layer's datasets in shape: an
-    /// interrupted write never appears under the final name, so this catches copies cut short and
-    /// files of other tools) or a sweep result (it must decode and record its settings and source).
+    /// Reads a cache or a sweep result and validates it as fully as `lookm inspect` does (every
+    /// value of every layer, the slot tables' consistency): an interrupted write never appears
+    /// under the final name, so this catches copies cut short, damaged chunks and other tools' files.
     static func read(_ path: String, sweep: Bool) throws(Invalid) -> RecordedOutput {
         if sweep {
-            guard let data = FileManager.default.contents(atPath: path),
-                  let result = try? JSONDecoder().decode(SweepResult.self, from: data),
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw Invalid(reason: "\(path): cannot be read", ours: false)
+            }
+            guard let result = try? JSONDecoder().decode(SweepResult.self, from: data),
                   let settings = result.settings, let source = result.source else {
-                throw Invalid(reason: "\(path): not a complete lookm sweep result")
+                let ours = (try? JSONSerialization.jsonObject(with: data)).flatMap { $0 as? [String: Any] }.map { $0["rows"] != nil } ?? false
+                throw Invalid(reason: "\(path): not a complete lookm sweep result", ours: ours)
             }
             return RecordedOutput(settings: settings, source: source, rows: result.rows)
         }
         do {
+            _ = try Inspector.inspect(path: path)
             let reader = try CacheReader(path: path)
-            for i in 0..<reader.shape.numLayers { _ = try reader.layer(i) }
             return RecordedOutput(settings: reader.method, source: reader.source, rows: [])
         } catch {
-            throw Invalid(reason: "\(error)")
+            let format = try? H5File.openForReading(path).rootAttributes().string("format")
+            throw Invalid(reason: "\(error)", ours: format == Layout.cacheFormat)
         }
     }
 }
@@ -39,8 +48,11 @@ enum ExistingOutput: Equatable {
     case absent
     /// A complete output of these settings from the dump as it is now: skip.
     case current
-    /// Not a complete, valid output (truncated, foreign, another kind of file): redo it.
+    /// A damaged output of lookm's (a value or chunk that does not read): redo it.
     case invalid(String)
+    /// Some other file (another tool's, a dump, cut short beyond recognition): an error unless
+    /// --force (never replace a file lookm did not make without being asked).
+    case foreign(String)
     /// Valid, same settings, but the dump changed since (size or mtime): redo it.
     case stale(String)
     /// Valid, made with other settings: an error unless --force (never replace work silently).
@@ -51,7 +63,7 @@ enum ExistingOutput: Equatable {
     static func check(_ path: String, sweep: Bool, settings: String, source now: SourceInfo) -> ExistingOutput {
         guard FileManager.default.fileExists(atPath: path) else { return .absent }
         let recorded: RecordedOutput
-        do { recorded = try RecordedOutput.read(path, sweep: sweep) } catch { return .invalid(error.reason) }
+        do { recorded = try RecordedOutput.read(path, sweep: sweep) } catch { return error.ours ? .invalid(error.reason) : .foreign(error.reason) }
         guard recorded.settings == settings else { return .otherSettings("made with \(recorded.settings)") }
         let was = recorded.source
         guard was.size == now.size && was.mtime == now.mtime else {

@@ -28,6 +28,10 @@ final class CacheReader {
         method = try required("method", attrs.string)
         source = SourceInfo(name: try required("source", attrs.string), size: try required("source_size", attrs.int),
                             mtime: try required("source_mtime", attrs.int))
+        guard case .object? = JSONValue.parse(method) else {
+            throw site.error(nil, "attribute method is not a JSON object (docs/format.md: the canonical settings)")
+        }
+        guard source.size >= 0 else { throw site.error(nil, "attribute source_size = \(source.size), must not be negative") }
         writerVersion = try required("lookm_version", attrs.string)
         tokens = try TokenTable.read(file, seqLen: shape.seqLen)
         try shape.requireLayers(in: file)
@@ -119,6 +123,13 @@ final class CacheLayer {
         }
         if let bad = slots.slotOf.firstIndex(where: { $0 < -1 || Int($0) >= kept }) {
             throw site.error(slotOf.path, "head \(head), position \(bad): slot \(slots.slotOf[bad]) is not in -1..<\(kept)")
+        }
+        // Every position other than a slot's own that maps to the slot was merged into it: the
+        // counts must agree, so kept + merged + dropped accounts for every token exactly once.
+        var held = [Int32](repeating: 0, count: kept)
+        for s in slots.slotOf where s >= 0 { held[Int(s)] += 1 }
+        if let j = (0..<kept).first(where: { slots.merged[$0] != held[$0] - 1 }) {
+            throw site.error(merged.path, "head \(head), slot \(j): merged count \(slots.merged[j]), but slot_of maps \(held[j] - 1) other positions to it")
         }
         return slots
     }

@@ -29,7 +29,7 @@ public enum Reporter {
                 let dumpLayer = try dump.layer(i)
                 let input = try LayerInput(dumpLayer, buffers: buffers)
                 try measure(layer: i, input: input, queries: try FidelityQueries.load(dumpLayer, dump), heads: heads,
-                            dump: dump, workspaces: workspaces, into: &fidelity)
+                            dump: dump, workspaces: workspaces, into: &fidelity, checkingSourceOf: cache)
             }
         }
         return Report(cache: cache.name, reference: dump?.name, method: JSONValue.parse(cache.method) ?? .string(cache.method),
@@ -51,7 +51,8 @@ public enum Reporter {
     /// Fidelity of one layer's compressed heads against the dump's, every kv head in parallel.
     /// `references` (from `references(...)`) saves recomputing the full attention per setting.
     static func measure(layer i: Int, input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
-                        heads: [LayerCompressor.Head], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator) throws {
+                        heads: [LayerCompressor.Head], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator,
+                        checkingSourceOf cache: CacheReader? = nil) throws {
         let s = dump.shape, L = s.seqLen, D = s.headDim, group = s.groupSize
         acc.source = queries.source
         let scale = dump.attnScale
@@ -59,6 +60,7 @@ public enum Reporter {
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+            if let cache { try requireSource(cache, dump, layer: i, kvHead: g, head: heads[g], keys: k, headDim: D) }
             let queryHeads = g * group ..< (g + 1) * group
             let reference = references?[g] ?? queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: scale, workspace: ws)
             let perQuery = queries.measure(heads: queryHeads, reference: reference, headDim: D, scale: scale,
@@ -68,6 +70,22 @@ public enum Reporter {
         for (g, r) in results.enumerated() {
             for (j, f) in r.0.enumerated() { acc.add(layer: i, head: g * group + j, f) }
             acc.addShift(layer: i, kvHead: g, r.1)
+        }
+    }
+
+    /// The slots no merge touched hold the dump's keys bit for bit (both sides are the stored
+    /// element type widened to Float32): a dump of the same shape that is not the cache's source
+    /// differs there, and its fidelity numbers would be meaningless.
+    static func requireSource(_ cache: CacheReader, _ dump: DumpReader, layer i: Int, kvHead g: Int, head: LayerCompressor.Head,
+                              keys: UnsafeBufferPointer<Float>, headDim D: Int) throws {
+        for (j, p) in head.position.enumerated() where head.merged[j] == 0 {
+            let row = Int(p) * D
+            guard (0..<D).allSatisfy({ head.keys[j * D + $0].bitPattern == keys[row + $0].bitPattern }) else {
+                let recorded = cache.source
+                throw LookMError.invalid(dump.name, Layout.layer(i, .key),
+                    "kv head \(g), position \(p) differs from the key the cache \(cache.name) kept there unmerged: "
+                    + "not the dump the cache was made from (it records \(recorded.name), \(recorded.size) bytes)")
+            }
         }
     }
 

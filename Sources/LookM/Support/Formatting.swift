@@ -47,3 +47,26 @@ extension Double {
     /// Fixed-point text with `digits` decimals (locale-independent).
     public func formatted(_ digits: Int) -> String { Formatting.fixed(self, digits) }
 }
+
+extension String {
+    /// The text with control characters (C0 other than newline and tab, DEL, C1) written as
+    /// `\xNN`: what lookm prints comes partly from files (a `model` attribute, a method's
+    /// strings), and an escape sequence in one must not reach the terminal.
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { String.isControl($0) }) else { return self }
+        var out = String.UnicodeScalarView()
+        for u in unicodeScalars {
+            if String.isControl(u) {
+                let hex = String(u.value, radix: 16)
+                out.append(contentsOf: ("\\x" + (hex.count < 2 ? "0" + hex : hex)).unicodeScalars)
+            } else {
+                out.append(u)
+            }
+        }
+        return String(out)
+    }
+
+    private static func isControl(_ u: Unicode.Scalar) -> Bool {
+        (u.value < 0x20 && u != "\n" && u != "\t") || (0x7f...0x9f).contains(u.value)
+    }
+}
