@@ -72,24 +72,39 @@ def test_rerun_skips_valid_outputs_and_redoes_broken_ones(dumps, tmp_path):
     run("compress", *sel, "--out-dir", out, check=0)
     before = {p.stem: os.stat(out / (p.stem + ".lookm.h5")) for p in sel}
 
-    # d1: truncated; d2: a foreign file under the output name; d3: the dump changed since.
-    data = (out / "d1.lookm.h5").read_bytes()
-    (out / "d1.lookm.h5").write_bytes(data[: len(data) // 2])
+    # d1: a damaged cache (a chunk zeroed); d2: a foreign file under the output name; d3: the
+    # dump changed since; d4 (below): a cache cut short, which is no longer recognisably lookm's.
+    with h5py.File(out / "d1.lookm.h5") as f:
+        info = f["layers/1/value"].id.get_chunk_info(0)
+    with open(out / "d1.lookm.h5", "r+b") as raw:
+        raw.seek(info.byte_offset)
+        raw.write(b"\0" * info.size)
     (out / "d2.lookm.h5").write_text("not a cache\n")
     shutil.copy(sel[3], tmp_path / "d3-copy.h5")
     os.utime(sel[3], (before["d3"].st_mtime + 100, before["d3"].st_mtime + 100))
 
-    p = run("compress", *sel, "--out-dir", out, "--json", check=0)
+    p = run("compress", *sel, "--out-dir", out, "--json", check=4)
     latest = {json.loads(line)["dump"]: json.loads(line) for line in p.stdout.decode().splitlines()}
     status = {os.path.basename(d)[:-3]: r["status"] for d, r in latest.items()}
-    assert status == {"d0": "skipped", "d1": "ok", "d2": "ok", "d3": "ok"}, status
+    assert status == {"d0": "skipped", "d1": "ok", "d2": "failed", "d3": "ok"}, status
     assert "redone" in latest[str(sel[1])]["error"] and "redone" in latest[str(sel[3])]["error"]
+    # A file lookm did not make is never replaced unasked.
+    assert "not a lookm compress output" in latest[str(sel[2])]["error"]
+    assert (out / "d2.lookm.h5").read_text() == "not a cache\n"
     # The skipped output was not touched; redone ones are valid caches again.
     assert os.stat(out / "d0.lookm.h5").st_ino == before["d0"].st_ino
     assert os.stat(out / "d0.lookm.h5").st_mtime_ns == before["d0"].st_mtime_ns
-    for stem in ("d1", "d2", "d3"):
+    for stem in ("d1", "d3"):
         run("inspect", out / f"{stem}.lookm.h5", check=0)
-    # A third run has nothing to do.
+    # With --force the foreign file is replaced; a cache cut short needs --force too.
+    data = (out / "d3.lookm.h5").read_bytes()
+    (out / "d3.lookm.h5").write_bytes(data[: len(data) // 2])
+    p = run("compress", *sel, "--out-dir", out, "--json", check=4)
+    assert [json.loads(line)["status"] for line in p.stdout.decode().splitlines()] == ["skipped", "skipped", "failed", "failed"]
+    p = run("compress", *sel, "--out-dir", out, "--json", "--force", check=0)
+    assert [json.loads(line)["status"] for line in p.stdout.decode().splitlines()] == ["skipped", "skipped", "ok", "ok"]
+    run("inspect", out / "d2.lookm.h5", check=0)
+    # A further run has nothing to do.
     p = run("compress", *sel, "--out-dir", out, "--json", check=0)
     assert {json.loads(line)["status"] for line in p.stdout.decode().splitlines()} == {"skipped"}
 
@@ -186,8 +201,9 @@ def test_collect_reports_missing_failed_and_gone(dumps, tmp_path):
     err = p.stderr.decode()
     assert f"output_missing: {dumps[2]}" in err and f"output_invalid: {dumps[3]}" in err
     assert p.stdout.decode().splitlines()[0].startswith("dump,status,")
-    # The rerun redoes exactly those two; collect is then satisfied.
-    p = run("compress", "--manifest", m, "--out-dir", out, "--json", check=0)
+    # The rerun redoes exactly those two (the junk, which lookm did not write, with --force);
+    # collect is then satisfied.
+    p = run("compress", "--manifest", m, "--out-dir", out, "--json", "--force", check=0)
     assert {os.path.basename(json.loads(line)["dump"]): json.loads(line)["status"] for line in p.stdout.decode().splitlines()} == \
         {"d0.h5": "skipped", "d1.h5": "skipped", "d2.h5": "ok", "d3.h5": "ok"}
     run("collect", out, "--manifest", m, check=0)
