@@ -82,11 +82,31 @@ def _causal_scores(q, k, scale, window):
     return sums.float(), rows
 
 
+def _next_position(model, L):
+    """The rotary position `generate` gives the token after the prompt: `L`, except for M-RoPE
+    models (Qwen2-VL, Qwen2.5-VL), whose image tokens advance positions by less than one per token:
+    there it is `L + rope_deltas`, which the model computed in the prefill."""
+    for owner in (getattr(model, "model", None), model):
+        deltas = getattr(owner, "rope_deltas", None)
+        if deltas is not None:
+            return L + int(torch.as_tensor(deltas).reshape(-1)[0])
+    return L
+
+
+def _output_cache(out):
+    """The prefill's cache (transformers 5 calls it `cache`; `past_key_values` is deprecated)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 @torch.no_grad()
 def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=None, window=32, probes=4,
                 store_query=False, model_name=None, **model_kwargs):
     """Runs the prefill of `input_ids` (1 x L, image tokens already expanded, as processors do)
-    and writes a lookm dump to `path`. Returns the greedy tokens of the probe steps."""
+    and writes a lookm dump to `path`. Every other output of the model's processor passes through
+    `model_kwargs` as it comes (`image_grid_thw` and `mm_token_type_ids` for Qwen2-VL, `image_sizes`
+    for LLaVA-NeXT, ...), so `export_dump(model, path, **processor(...))` works. Returns the greedy
+    tokens of the probe steps (empty when `probes=0`)."""
     input_ids = torch.as_tensor(input_ids)
     assert input_ids.shape[0] == 1, "one prompt at a time"
     L = input_ids.shape[1]
@@ -145,7 +165,12 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
         handles = [m.register_forward_hook(hook, with_kwargs=True) for m in mods]
         try:
             out = model(input_ids=input_ids, pixel_values=pixel_values, use_cache=True, **model_kwargs)
-            cache = out.past_key_values
+            cache = _output_cache(out)
+            next_position = _next_position(model, L)
+            if next_position != L:
+                # Format version 2 with the next-position extension (docs/format.md): readers that
+                # do not know it refuse the file rather than continue at the wrong position.
+                f.attrs.update(format_version=2, extensions="next-position", next_position=next_position)
             for m in mods:
                 i = m.layer_idx
                 layer = cache.layers[i] if hasattr(cache, "layers") else None
@@ -159,9 +184,10 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
                 token = out.logits[0, -1].argmax()
                 for step in range(probes):
                     tokens.append(int(token))
-                    o = model(input_ids=token.view(1, 1), cache=cache, position_ids=torch.tensor([[L + step]]), use_cache=True)
+                    o = model(input_ids=token.view(1, 1), cache=cache, position_ids=torch.tensor([[next_position + step]]),
+                              use_cache=True)
                     token = o.logits[0, -1].argmax()
-                f["probe/position"] = np.arange(L, L + probes, dtype=np.int64)
+                f["probe/position"] = np.arange(next_position, next_position + probes, dtype=np.int64)
                 for m in mods:
                     _write(layers[str(m.layer_idx)], "probe_query", torch.cat(state["probe_q"][m.layer_idx], dim=1))
         finally:

@@ -17,8 +17,9 @@ def _tensor(ds, dtype=None):
 def load_cache(path, dtype=None, device="cpu"):
     """Returns (cache, info): a DynamicCache with every layer's kept keys and values
     ([1, kv_heads, kept, head_dim], in the cache's element type unless `dtype`), and a dict with
-    `seq_len` (the original prompt length: the next token's rotary position) and `position`
-    (per layer, the original positions of the slots)."""
+    `seq_len` (the original prompt length), `next_position` (the rotary position of the token
+    after the prompt: `seq_len`, or what the dump recorded for M-RoPE models such as Qwen2-VL) and
+    `position` (per layer, the original positions of the slots)."""
     import hdf5plugin  # noqa: F401  (zstd-compressed caches)
     cache = DynamicCache()
     positions = []
@@ -31,19 +32,21 @@ def load_cache(path, dtype=None, device="cpu"):
             v = _tensor(g["value"], dtype)[None].to(device)
             cache.update(k, v, i)
             positions.append(g["position"][...])
-        info = {"seq_len": int(f.attrs["seq_len"]), "position": positions, "method": f.attrs["method"]}
+        seq_len = int(f.attrs["seq_len"])
+        info = {"seq_len": seq_len, "next_position": int(f.attrs.get("next_position", seq_len)), "position": positions,
+                "method": f.attrs["method"]}
     return cache, info
 
 
 @torch.no_grad()
-def greedy_continue(model, cache, first_token, seq_len, steps):
+def greedy_continue(model, cache, first_token, next_position, steps):
     """Greedy decoding from a (possibly compressed) cache: `first_token` is the token the prefill
-    chose; rotary positions continue at `seq_len` whatever the cache keeps. Returns (tokens, the
-    first step's logits)."""
+    chose; rotary positions continue at `next_position` (`info["next_position"]` of `load_cache`)
+    whatever the cache keeps. Returns (tokens, the first step's logits)."""
     token = torch.as_tensor(first_token).view(1, 1)
     tokens, first_logits = [], None
     for step in range(steps):
-        out = model(input_ids=token, cache=cache, position_ids=torch.tensor([[seq_len + step]]), use_cache=True)
+        out = model(input_ids=token, cache=cache, position_ids=torch.tensor([[next_position + step]]), use_cache=True)
         logits = out.logits[0, -1]
         if first_logits is None:
             first_logits = logits.float().clone()

@@ -67,7 +67,7 @@ def test_dump_matches_the_model(lookm, exported):
         assert modality.sum() == 2 * 576 and list(np.unique(f["tokens/segment"][:])) == [-1, 0, 1]
         for i in range(2):
             g = f[f"layers/{i}"]
-            layer = own.past_key_values.layers[i]
+            layer = own.cache.layers[i]
             assert np.array_equal(g["key"][...], layer.keys[0].numpy())
             assert np.array_equal(g["value"][...], layer.values[0].numpy())
             weights = own.attentions[i][0].double()
@@ -101,7 +101,7 @@ def own_continuation(exported, steps):
     with torch.no_grad():
         out = model(input_ids=exported["ids"], pixel_values=exported["pix"], use_cache=True)
     first = out.logits[0, -1].argmax()
-    return first, greedy_continue(model, out.past_key_values, first, exported["ids"].shape[1], steps)
+    return first, greedy_continue(model, out.cache, first, exported["ids"].shape[1], steps)
 
 
 def test_full_cache_continues_exactly(lookm, exported):
@@ -110,7 +110,7 @@ def test_full_cache_continues_exactly(lookm, exported):
     first, (want_tokens, want_logits) = own_continuation(exported, 8)
     cache, info = load_cache(cache_path)
     assert info["seq_len"] == exported["ids"].shape[1]
-    tokens, logits = greedy_continue(exported["model"], cache, first, info["seq_len"], 8)
+    tokens, logits = greedy_continue(exported["model"], cache, first, info["next_position"], 8)
     assert tokens == want_tokens
     assert torch.max(torch.abs(logits - want_logits)).item() < 1e-4
 
@@ -124,7 +124,7 @@ def test_lookm_cache_generates(lookm, exported, budget):
     L = exported["ids"].shape[1]
     kept = info["position"][0].shape[1]
     assert kept == int(L * float(budget))
-    tokens, logits = greedy_continue(exported["model"], cache, first, info["seq_len"], 4)
+    tokens, logits = greedy_continue(exported["model"], cache, first, info["next_position"], 4)
     assert len(tokens) == 4 and torch.isfinite(logits).all()
     diff = torch.max(torch.abs(logits - want_logits)).item()
     print(f"budget {budget}: kept {kept}/{L}, first-step max |logit difference| {diff:.4g}")

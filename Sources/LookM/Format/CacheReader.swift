@@ -13,13 +13,17 @@ final class CacheReader {
     let writerVersion: String
     let tokens: TokenTable
     let elementType: ElementType
+    let header: FormatHeader
+    /// The dump's `next_position`, copied by compress (nil: the next token is at `seq_len`).
+    let nextPosition: Int?
 
     init(path: String, displayName: String? = nil) throws {
         file = try H5File.openForReading(path, displayName: displayName)
         let site = file.site
         let attrs = try file.rootAttributes()
-        try requireFormat(attrs, Layout.cacheFormat)
+        header = try requireFormat(attrs, Layout.cacheFormat)
         shape = try ModelShape.read(attrs)
+        nextPosition = try readNextPosition(attrs, header)
         model = try attrs.string("model")
         func required<T>(_ name: String, _ read: (String) throws -> T?) throws -> T {
             guard let v = try read(name) else { throw site.error(nil, "missing root attribute \(name)") }

@@ -11,7 +11,7 @@ final class CacheWriter {
 
     /// - Parameter method: the canonical JSON of the settings (the `method` attribute).
     init(output: AtomicOutput, shape: ModelShape, model: String?, tokens: TokenTable, elementType: ElementType,
-         codec: Codec, method: String, source: SourceInfo) throws {
+         codec: Codec, method: String, source: SourceInfo, nextPosition: Int? = nil) throws {
         self.output = output
         self.shape = shape
         self.elementType = elementType
@@ -20,8 +20,9 @@ final class CacheWriter {
         self.file = file
         let attrs = try file.rootAttributes()
         try attrs.set("format", string: Layout.cacheFormat)
-        try attrs.set("format_version", int: Layout.version)
+        try FormatHeader.writing(nextPosition == nil ? [] : [.nextPosition]).write(attrs)
         try shape.write(attrs)
+        if let nextPosition { try attrs.set("next_position", int: nextPosition) }
         if let model { try attrs.set("model", string: model) }
         try attrs.set("method", string: method)
         try attrs.set("source", string: source.name)

@@ -12,14 +12,18 @@ final class DumpReader {
     let attnScale: Double
     let tokens: TokenTable
     let probePositions: [Int64]?
+    let header: FormatHeader
+    /// The rotary position of the token after the prompt, when the dump records one (`next-position`).
+    let nextPosition: Int?
     /// Element type of the keys and values (the same in every layer).
     let elementType: ElementType
 
     init(path: String, displayName: String? = nil) throws {
         file = try H5File.openForReading(path, displayName: displayName)
         let attrs = try file.rootAttributes()
-        try requireFormat(attrs, Layout.dumpFormat)
+        header = try requireFormat(attrs, Layout.dumpFormat)
         shape = try ModelShape.read(attrs)
+        nextPosition = try readNextPosition(attrs, header)
         model = try attrs.string("model")
         if let scale = try attrs.double("attn_scale") {
             guard scale.isFinite, scale > 0 else { throw file.site.error(nil, "attribute attn_scale = \(scale), must be a positive finite number") }
@@ -33,7 +37,13 @@ final class DumpReader {
             guard d.shape.count == 1, d.shape[0] >= 1 else {
                 throw file.site.error(Layout.probePosition, "shape \(d.shape), expected [probes] with at least one probe")
             }
-            probePositions = try d.readIntegers()
+            let positions = try d.readIntegers()
+            // With a recorded next position, probes are the greedy continuation from it.
+            if let next = nextPosition, let k = positions.indices.first(where: { positions[$0] != Int64(next + $0) }) {
+                throw file.site.error(Layout.probePosition, "probe \(k) at position \(positions[k]), but next_position = \(next) "
+                    + "puts it at \(next + k)")
+            }
+            probePositions = positions
         } else {
             probePositions = nil
         }
@@ -114,4 +124,17 @@ final class DumpLayer {
     var tensors: [TensorReader] {
         [key, value, attnScore, query, windowAttn, probeQuery].compactMap { $0 }
     }
+}
+
+/// The `next_position` root attribute of a file with the `next-position` extension (nil otherwise).
+func readNextPosition(_ attrs: H5Attributes, _ header: FormatHeader) throws -> Int? {
+    guard header.has(.nextPosition) else { return nil }
+    guard let next = try attrs.int("next_position") else {
+        throw attrs.site.error(nil, "missing root attribute next_position (the file lists the next-position extension)")
+    }
+    // Rotary positions are non-negative and, for any real prompt, far below 2^40.
+    guard (0..<(1 << 40)).contains(next) else {
+        throw attrs.site.error(nil, "attribute next_position = \(next), expected a position in 0 ..< 2^40")
+    }
+    return next
 }

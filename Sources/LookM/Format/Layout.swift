@@ -2,6 +2,7 @@
 enum Layout {
     static let dumpFormat = "lookm-kv-dump"
     static let cacheFormat = "lookm-kv-cache"
+    /// The version lookm writes when a file uses no extension (`FormatHeader.writing`).
     static let version = 1
 
     static let modality = "/tokens/modality"

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The shape attributes shared by dumps and caches (root attributes of kv-format.md).
 public struct ModelShape: Equatable, Codable, Sendable {
     public var numLayers: Int
@@ -54,8 +56,36 @@ public struct ModelShape: Equatable, Codable, Sendable {
     }
 }
 
-/// Checks the `format` and `format_version` root attributes.
-func requireFormat(_ attrs: H5Attributes, _ expected: String) throws {
+/// What a file's root says about its layout: `format_version` 1, or 2 with the `extensions` it
+/// uses (docs/format.md, "Version 2"). A reader refuses an extension it does not know instead of
+/// misreading the file.
+struct FormatHeader: Equatable, Sendable {
+    var version: Int
+    var extensions: [FormatExtension]
+
+    /// Version 1 when a file uses no extension (so version-1 readers still read it), else 2.
+    static func writing(_ extensions: [FormatExtension]) -> FormatHeader {
+        FormatHeader(version: extensions.isEmpty ? 1 : 2, extensions: extensions.sorted { $0.rawValue < $1.rawValue })
+    }
+
+    func has(_ e: FormatExtension) -> Bool { extensions.contains(e) }
+
+    func write(_ attrs: H5Attributes) throws {
+        try attrs.set("format_version", int: version)
+        if version >= 2 { try attrs.set("extensions", string: extensions.map(\.rawValue).joined(separator: ",")) }
+    }
+}
+
+/// The extensions of format version 2 this lookm reads and writes.
+enum FormatExtension: String, CaseIterable, Sendable {
+    /// Root attribute `next_position`: the rotary position of the token after the prompt, when it
+    /// is not `seq_len` (Qwen2-VL's M-RoPE).
+    case nextPosition = "next-position"
+}
+
+/// Checks the `format`, `format_version` and (version 2) `extensions` root attributes.
+@discardableResult
+func requireFormat(_ attrs: H5Attributes, _ expected: String) throws -> FormatHeader {
     guard let format = try attrs.string("format") else {
         throw attrs.site.error(nil, "missing root attribute format (expected \"\(expected)\"); not a lookm file")
     }
@@ -65,7 +95,24 @@ func requireFormat(_ attrs: H5Attributes, _ expected: String) throws {
     guard let version = try attrs.int("format_version") else {
         throw attrs.site.error(nil, "missing root attribute format_version")
     }
-    guard version == Layout.version else {
-        throw attrs.site.error(nil, "format_version = \(version) is not supported (this lookm reads version \(Layout.version))")
+    switch version {
+    case 1:
+        return FormatHeader(version: 1, extensions: [])
+    case 2:
+        guard let list = try attrs.string("extensions") else {
+            throw attrs.site.error(nil, "format_version = 2 needs the root attribute extensions (docs/format.md)")
+        }
+        var extensions: [FormatExtension] = []
+        for name in list.split(separator: ",", omittingEmptySubsequences: true).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let e = FormatExtension(rawValue: name) else {
+                let known = FormatExtension.allCases.map(\.rawValue).joined(separator: ", ")
+                throw attrs.site.error(nil, "uses the format extension \"\(name)\", which this lookm (\(lookmVersion)) does not know "
+                    + "(it reads: \(known)); a newer lookm reads this file")
+            }
+            if !extensions.contains(e) { extensions.append(e) }
+        }
+        return FormatHeader(version: 2, extensions: extensions)
+    default:
+        throw attrs.site.error(nil, "format_version = \(version) is not supported (this lookm reads versions 1 and 2)")
     }
 }

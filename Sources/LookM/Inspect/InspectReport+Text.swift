@@ -1,12 +1,14 @@
 extension InspectReport {
     /// The summary a person reads first.
     public var text: String {
-        var lines = ["\(file): lookm-kv-\(kind.rawValue) v\(formatVersion), valid"]
+        let ext = extensions.map { $0.isEmpty ? "" : " (" + $0.joined(separator: ", ") + ")" } ?? ""
+        var lines = ["\(file): lookm-kv-\(kind.rawValue) v\(formatVersion)\(ext), valid"]
         func row(_ label: String, _ value: String) { lines.append("  " + label.padding(11) + value) }
 
         if let model { row("model", model) }
         let kv = shape.numKVHeads == shape.numHeads ? "" : " (\(shape.numKVHeads) kv heads, GQA \(shape.numHeads / shape.numKVHeads):1)"
         row("shape", "\(shape.numLayers) layers x \(shape.numHeads) heads\(kv) x head_dim \(shape.headDim), \(dtype.rawValue)")
+        if let nextPosition { row("next pos", "\(nextPosition) (the rotary position after the prompt; seq_len is \(shape.seqLen))") }
         let order = Modality.allCases.map(\.name)
         let parts = order.compactMap { m in tokens.counts[m].map { "\($0) \(m)" } }
         row("tokens", "\(shape.seqLen) = " + parts.joined(separator: " + "))

@@ -53,6 +53,10 @@ public struct InspectReport: Codable, Sendable {
     public var file: String
     public var kind: Kind
     public var formatVersion: Int
+    /// Format-version-2 extensions the file uses (absent for version 1).
+    public var extensions: [String]?
+    /// The rotary position of the token after the prompt, when the file records one.
+    public var nextPosition: Int?
     public var valid: Bool
     public var fileBytes: Int
     public var model: String?
@@ -67,8 +71,8 @@ public struct InspectReport: Codable, Sendable {
     public var cache: Cache?
 
     enum CodingKeys: String, CodingKey {
-        case file, kind, valid, model, shape, dtype, probes, tokens, layers, cache
-        case formatVersion = "format_version", fileBytes = "file_bytes", attnScale = "attn_scale"
+        case file, kind, valid, model, shape, dtype, probes, tokens, layers, cache, extensions
+        case formatVersion = "format_version", fileBytes = "file_bytes", attnScale = "attn_scale", nextPosition = "next_position"
         case kvBytes = "kv_bytes", kvStoredBytes = "kv_stored_bytes"
     }
 }

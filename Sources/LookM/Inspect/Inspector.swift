@@ -30,7 +30,8 @@ public enum Inspector {
                 storage: layer.key.dataset.storageDescription))
         }
         return report(kind: .dump, path: path, name: name, shape: dump.shape, model: dump.model, dtype: dump.elementType,
-                      tokens: dump.tokens, layers: layers, attnScale: dump.attnScale, probes: dump.probePositions?.count, cache: nil)
+                      tokens: dump.tokens, layers: layers, attnScale: dump.attnScale, probes: dump.probePositions?.count, cache: nil,
+                      header: dump.header, nextPosition: dump.nextPosition)
     }
 
     private static func inspectCache(path: String, name: String) throws -> InspectReport {
@@ -55,7 +56,8 @@ public enum Inspector {
         let method = JSONValue.parse(cache.method) ?? .string(cache.method)
         return report(kind: .cache, path: path, name: name, shape: cache.shape, model: cache.model, dtype: cache.elementType,
                       tokens: cache.tokens, layers: layers, attnScale: nil, probes: nil,
-                      cache: InspectReport.Cache(method: method, source: cache.source, lookmVersion: cache.writerVersion))
+                      cache: InspectReport.Cache(method: method, source: cache.source, lookmVersion: cache.writerVersion),
+                      header: cache.header, nextPosition: cache.nextPosition)
     }
 
     /// Reads every head of a tensor; `TensorReader` rejects NaN and infinity on the way.
@@ -73,9 +75,10 @@ public enum Inspector {
 
     private static func report(kind: InspectReport.Kind, path: String, name: String, shape s: ModelShape, model: String?,
                                dtype: ElementType, tokens: TokenTable, layers: [InspectReport.Layer], attnScale: Double?,
-                               probes: Int?, cache: InspectReport.Cache?) -> InspectReport {
+                               probes: Int?, cache: InspectReport.Cache?, header: FormatHeader, nextPosition: Int?) -> InspectReport {
         InspectReport(
-            file: name, kind: kind, formatVersion: Layout.version, valid: true,
+            file: name, kind: kind, formatVersion: header.version,
+            extensions: header.version >= 2 ? header.extensions.map(\.rawValue) : nil, nextPosition: nextPosition, valid: true,
             fileBytes: SourceInfo.of(path: path, name: name).size, model: model,
             shape: .init(numLayers: s.numLayers, numHeads: s.numHeads, numKVHeads: s.numKVHeads, headDim: s.headDim, seqLen: s.seqLen),
             dtype: dtype, attnScale: attnScale, probes: probes,

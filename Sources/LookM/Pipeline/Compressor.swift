@@ -38,7 +38,7 @@ public enum Compressor {
             : SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base)
         let method = settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)
         let writer = try CacheWriter(output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
-                                     codec: settings.codec, method: method, source: source)
+                                     codec: settings.codec, method: method, source: source, nextPosition: dump.nextPosition)
         let workspaces = Workspace.pool(threads)
         let layers = try LayerPipeline(dump: dump, selector: selector, merge: merge, settings: settings, writer: writer,
                                   workspaces: workspaces).run(progress: progress)

@@ -99,6 +99,10 @@ public enum Reporter {
         guard cache.tokens.modality == dump.tokens.modality else {
             throw LookMError.invalid(dump.name, Layout.modality, "differs from the cache \(cache.name)'s token table; pass the dump the cache was made from")
         }
+        guard cache.nextPosition == dump.nextPosition else {
+            throw LookMError.invalid(dump.name, nil, "records next_position \(dump.nextPosition.map(String.init) ?? "none"), the cache \(cache.name) "
+                + "\(cache.nextPosition.map(String.init) ?? "none"); pass the dump the cache was made from")
+        }
         guard cache.elementType == dump.elementType else {
             throw LookMError.invalid(dump.name, nil, "holds \(dump.elementType.rawValue) tensors, the cache \(cache.name) \(cache.elementType.rawValue); pass the dump the cache was made from")
         }

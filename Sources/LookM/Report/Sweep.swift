@@ -70,7 +70,8 @@ public enum Sweeper {
                 try CacheWriter(output: try AtomicOutput(finalPath: path, force: force, inputs: [input.path]), shape: s, model: dump.model,
                                 tokens: dump.tokens, elementType: dump.elementType, codec: setting.2.codec,
                                 method: setting.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
-                                source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base))
+                                source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base),
+                                nextPosition: dump.nextPosition)
             }
         }
         var source = QuerySource.scores

@@ -1,0 +1,139 @@
+"""The exporter and loader against VLM families beyond LLaVA-1.5, each a tiny random model built
+from its config (nothing is downloaded), compared with the model's own `generate`: exported keys
+equal the model's cache, the probe tokens are `generate`'s, a `--method full` cache reloads to the
+same tokens and first-step logits, and a LOOK-M cache generates.
+
+Qwen2-VL and Qwen2.5-VL use M-RoPE: after images, text positions are not token indices, and
+decoding continues at `seq_len + rope_deltas`. The dump records that position (`next_position`,
+format version 2), compress copies it, and `load_cache`'s `info["next_position"]` carries it."""
+import json
+import sys
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+import torch
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+from conftest import ROOT, run
+
+sys.path.insert(0, str(ROOT / "python"))
+from lookm_kv import export_dump, greedy_continue, load_cache  # noqa: E402
+
+IMAGE, VIDEO, VSTART, VEND = 300, 301, 302, 303
+GRIDS = [[1, 8, 12], [1, 6, 6]]   # (t, h, w) patches per image: 24 and 9 tokens after the 2x2 merge
+STEPS = 6
+
+
+def tiny_qwen(kind, attn):
+    """2 text layers (4 query heads, 2 kv heads, head_dim 32, M-RoPE sections 4/6/6) and a
+    1-block vision tower. Text weights are scaled by 1.5 so that greedy tokens vary: with the default
+    initialisation every step would pick the same token, and a wrong position would go unseen."""
+    text = dict(vocab_size=320, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1, eos_token_id=None, pad_token_id=0,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
+    ids = dict(image_token_id=IMAGE, video_token_id=VIDEO, vision_start_token_id=VSTART, vision_end_token_id=VEND)
+    if kind == "qwen2-vl":
+        vision = dict(depth=1, embed_dim=32, hidden_size=128, num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2,
+                      temporal_patch_size=2, in_channels=3)
+        model = Qwen2VLForConditionalGeneration, Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
+    else:
+        vision = dict(depth=1, hidden_size=32, out_hidden_size=128, intermediate_size=64, num_heads=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, in_channels=3, window_size=56, fullatt_block_indexes=[0])
+        model = Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
+    torch.manual_seed(0)
+    m = model[0](model[1]).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "language_model" in name and name.endswith("weight") and p.ndim == 2:
+                p.mul_(1.5)
+    m.set_attn_implementation(attn)
+    m.generation_config.eos_token_id = None
+    m.generation_config.pad_token_id = 0
+    return m
+
+
+def qwen_inputs():
+    """What Qwen2-VL's processor returns for two images in a chat prompt (image tokens expanded,
+    `image_grid_thw`, `mm_token_type_ids`), built by hand: its tokenizer cannot be downloaded."""
+    ids = [1] + list(range(10, 20))
+    for t, h, w in GRIDS:
+        ids += [VSTART] + [IMAGE] * (t * h * w // 4) + [VEND] + list(range(40, 45))
+    ids += list(range(60, 70))
+    input_ids = torch.tensor([ids])
+    torch.manual_seed(1)
+    return dict(input_ids=input_ids, pixel_values=torch.randn(sum(t * h * w for t, h, w in GRIDS), 3 * 2 * 14 * 14),
+                image_grid_thw=torch.tensor(GRIDS), mm_token_type_ids=(input_ids == IMAGE).long())
+
+
+@pytest.fixture(scope="module", params=[("qwen2-vl", "eager"), ("qwen2-vl", "sdpa"), ("qwen2.5-vl", "eager"),
+                                        ("qwen2.5-vl", "sdpa")], ids=lambda p: f"{p[0]}-{p[1]}")
+def qwen(request, tmp_path_factory):
+    kind, attn = request.param
+    model, inputs = tiny_qwen(kind, attn), qwen_inputs()
+    d = tmp_path_factory.mktemp(f"{kind}-{attn}")
+    path = d / "dump.h5"
+    probe_tokens = export_dump(model, path, **inputs, probes=STEPS, store_query=True)
+    with torch.no_grad():
+        own = model(**inputs, use_cache=True)
+        gen = model.generate(**inputs, max_new_tokens=STEPS + 1, do_sample=False, output_scores=True,
+                             return_dict_in_generate=True)
+    return dict(model=model, inputs=inputs, path=path, dir=d, probe_tokens=probe_tokens, own=own,
+                generated=gen.sequences[0, inputs["input_ids"].shape[1]:].tolist(), scores=gen.scores)
+
+
+def test_export_matches_the_model_and_generate(lookm, qwen):
+    run("inspect", qwen["path"], check=0)
+    L = qwen["inputs"]["input_ids"].shape[1]
+    assert len(set(qwen["generated"])) > 2, f"greedy tokens do not vary: {qwen['generated']}"
+    assert qwen["probe_tokens"] == qwen["generated"][:STEPS]
+    with h5py.File(qwen["path"], "r") as f:
+        assert f.attrs["seq_len"] == L and f.attrs["format_version"] == 2 and f.attrs["extensions"] == "next-position"
+        for i in range(2):
+            layer = qwen["own"].cache.layers[i]
+            assert np.array_equal(f[f"layers/{i}/key"][...], layer.keys[0].numpy())
+            assert np.array_equal(f[f"layers/{i}/value"][...], layer.values[0].numpy())
+
+
+def test_next_position_is_the_rope_index(lookm, qwen):
+    """The recorded next position and probe positions are where `get_rope_index` puts the text
+    after the prompt: one past the last prompt token's (text) position."""
+    inputs = qwen["inputs"]
+    positions, deltas = qwen["model"].model.get_rope_index(inputs["input_ids"], image_grid_thw=inputs["image_grid_thw"],
+                                                           mm_token_type_ids=inputs["mm_token_type_ids"])
+    L = inputs["input_ids"].shape[1]
+    with h5py.File(qwen["path"], "r") as f:
+        nxt = int(f.attrs["next_position"])
+        probes = list(f["probe/position"][:])
+    assert nxt == L + int(deltas[0, 0]) == int(positions[:, 0, -1].max()) + 1
+    assert nxt < L   # images advance M-RoPE positions by less than one per token
+    assert probes == list(range(nxt, nxt + STEPS))
+    report = json.loads(run("inspect", "--json", qwen["path"], check=0).stdout)
+    assert report["next_position"] == nxt and report["extensions"] == ["next-position"]
+
+
+def test_full_cache_reloads_to_generate(lookm, qwen):
+    cache_path = qwen["dir"] / "full.h5"
+    run("compress", qwen["path"], "-o", cache_path, "--method", "full", "--force", check=0)
+    with h5py.File(cache_path, "r") as f, h5py.File(qwen["path"], "r") as d:
+        assert f.attrs["next_position"] == d.attrs["next_position"] and f.attrs["format_version"] == 2
+    cache, info = load_cache(cache_path)
+    first = qwen["generated"][0]
+    tokens, logits = greedy_continue(qwen["model"], cache, first, info["next_position"], STEPS)
+    assert tokens == qwen["generated"][1:STEPS + 1]
+    assert torch.max(torch.abs(logits - qwen["scores"][1][0].float())).item() < 1e-4
+    # Continuing at seq_len instead (what a loader without next_position did) goes wrong.
+    cache, _ = load_cache(cache_path)
+    _, wrong = greedy_continue(qwen["model"], cache, first, info["seq_len"], 1)
+    assert torch.max(torch.abs(wrong - qwen["scores"][1][0].float())).item() > 1e-3
+
+
+def test_lookm_cache_generates_and_report_uses_the_probes(lookm, qwen):
+    cache_path = qwen["dir"] / "lookm.h5"
+    run("compress", qwen["path"], "-o", cache_path, "--budget", "0.2", "--force", check=0)
+    cache, info = load_cache(cache_path)
+    tokens, logits = greedy_continue(qwen["model"], cache, qwen["generated"][0], info["next_position"], 4)
+    assert len(tokens) == 4 and torch.isfinite(logits).all()
+    report = json.loads(run("report", cache_path, "--reference", qwen["path"], "--format", "json", check=0).stdout)
+    assert report["fidelity"]["query_source"].startswith("probe")
