@@ -101,6 +101,11 @@ CASES = [
     ("attn_scale a string", lambda p: edit(p, lambda f: f.attrs.__setitem__("attn_scale", "0.25")), ["attn_scale", "expected a number"], "compress"),
     ("attn_scale negative", lambda p: edit(p, lambda f: f.attrs.__setitem__("attn_scale", -1.0)), ["attn_scale"], "compress"),
     ("probe count disagrees", lambda p: edit(p, lambda f: replace(f, "layers/0/probe_query", np.zeros((2, 3, 16), np.float32))), ["/layers/0/probe_query"], "compress"),
+    ("unknown format extension", lambda p: edit(p, lambda f: f.attrs.update(format_version=2, extensions="ragged-heads")), ['"ragged-heads"', "does not know"], "compress"),
+    ("version 2 without extensions", lambda p: edit(p, lambda f: f.attrs.__setitem__("format_version", 2)), ["extensions"], "compress"),
+    ("next-position without next_position", lambda p: edit(p, lambda f: f.attrs.update(format_version=2, extensions="next-position")), ["next_position"], "compress"),
+    ("negative next_position", lambda p: edit(p, lambda f: f.attrs.update(format_version=2, extensions="next-position", next_position=-3)), ["next_position = -3"], "compress"),
+    ("probes not at next_position", lambda p: edit(p, lambda f: f.attrs.update(format_version=2, extensions="next-position", next_position=20)), ["/probe/position", "next_position = 20"], "compress"),
     ("window longer than the prompt", lambda p: edit(p, lambda f: replace(f, "layers/0/window_attn", np.zeros((2, 33, 32), np.float32))), ["/layers/0/window_attn"], "compress"),
 ]
 
