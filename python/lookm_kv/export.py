@@ -36,6 +36,33 @@ def _queries(mod, kwargs):
     return q[0]
 
 
+def _keys_values(mod, kwargs):
+    """Keys (after the rotary embedding) and values of every prompt position, [kv_heads, tokens,
+    head_dim], recomputed from the module's inputs as its forward computes them: a sliding-window
+    layer's cache keeps only the last window - 1 of them."""
+    h = kwargs["hidden_states"]
+    shape = (h.shape[0], h.shape[1], -1, mod.head_dim)
+    k, v = mod.k_proj(h).view(shape), mod.v_proj(h).view(shape)
+    if hasattr(mod, "k_norm"):
+        k = mod.k_norm(k)
+    if hasattr(mod, "v_norm"):
+        v = mod.v_norm(v)
+    k, v = k.transpose(1, 2), v.transpose(1, 2)
+    cos, sin = kwargs["position_embeddings"]
+    _, k = sys.modules[type(mod).__module__].apply_rotary_pos_emb(k, k, cos, sin)
+    return k[0], v[0]
+
+
+def _allowed(mask, L):
+    """The [L, L] boolean "query may attend to key" of the mask the module was given, or None
+    (no mask: plain causal attention, as sdpa runs it)."""
+    if mask is None or not torch.is_tensor(mask):
+        return None
+    m = mask[0, 0] if mask.dim() == 4 else mask
+    m = m[-L:, -L:]
+    return m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
+
+
 def _stored(t):
     """A tensor as the format stores it: float16/float32 as is, bfloat16 as raw uint16 bits."""
     t = t.detach().cpu().contiguous()
@@ -59,9 +86,10 @@ def _write(group, name, tensor):
         ds.attrs["dtype"] = "bfloat16"
 
 
-def _causal_scores(q, k, scale, window):
-    """Accumulated causal attention (column sums) and the last `window` rows, from queries [H, L, D]
-    and keys [KV, L, D], in float32 blocks of query rows."""
+def _causal_scores(q, k, scale, window, allowed=None):
+    """Accumulated attention (column sums) and the last `window` rows, from queries [H, L, D] and
+    keys [KV, L, D], in float32 blocks of query rows. `allowed` is the model's own mask (sliding
+    windows, image tokens that see each other both ways as in Gemma3); None means causal."""
     H, L, _ = q.shape
     group = H // k.shape[0]
     k = k.float().repeat_interleave(group, dim=0)
@@ -72,7 +100,8 @@ def _causal_scores(q, k, scale, window):
         stop = min(L, start + 256)
         logits = q[:, start:stop] @ k.transpose(1, 2) * scale
         pos = torch.arange(start, stop)[:, None]
-        logits = logits.masked_fill(torch.arange(L)[None, :] > pos, float("-inf"))
+        hidden = torch.arange(L)[None, :] > pos if allowed is None else ~allowed[start:stop]
+        logits = logits.masked_fill(hidden, float("-inf"))
         p = torch.softmax(logits, dim=-1)
         sums += p.double().sum(dim=1)
         first = L - window
@@ -126,7 +155,7 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
     ids[modality == 1] = -1
     mods = _attention_modules(model)
     window = min(window, L)
-    state = {"mode": "prefill", "probe_q": {m.layer_idx: [] for m in mods}}
+    state = {"mode": "prefill", "probe_q": {m.layer_idx: [] for m in mods}, "full_kv": {}}
 
     with h5py.File(path, "w") as f:
         H = text_cfg.num_attention_heads
@@ -147,15 +176,24 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
                 state["probe_q"][i].append(q[:, -1:])
                 return (out[0], None)
             g = layers.require_group(str(i))
+            sliding = getattr(mod, "sliding_window", None)
+            if sliding is not None and sliding - 1 < L:
+                # The cache will hold only the last sliding - 1 positions: record every position's
+                # keys and values (as the layer computed them) and the window (sliding-window).
+                state["full_kv"][i] = _keys_values(mod, kwargs)
+                g.attrs["sliding_window"] = int(sliding)
             weights = out[1] if len(out) > 1 else None
             if weights is not None:
                 w = weights[0]
                 g["attn_score"] = w.double().sum(dim=1).float().numpy()
                 g["window_attn"] = w[:, -window:].float().numpy()
             else:
-                cache = kwargs.get("cache") or kwargs.get("past_key_values")
-                keys = cache.layers[i].keys[0] if hasattr(cache, "layers") else cache[i][0][0]
-                sums, rows = _causal_scores(q, keys[:, :L], mod.scaling, window)
+                if i in state["full_kv"]:
+                    keys = state["full_kv"][i][0]
+                else:
+                    cache = kwargs.get("cache") or kwargs.get("past_key_values")
+                    keys = cache.layers[i].keys[0] if hasattr(cache, "layers") else cache[i][0][0]
+                sums, rows = _causal_scores(q, keys[:, :L], mod.scaling, window, _allowed(kwargs.get("attention_mask"), L))
                 g["attn_score"] = sums.numpy()
                 g["window_attn"] = rows.numpy()
             if store_query:
@@ -167,15 +205,25 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
             out = model(input_ids=input_ids, pixel_values=pixel_values, use_cache=True, **model_kwargs)
             cache = _output_cache(out)
             next_position = _next_position(model, L)
+            # Format version 2 with the extensions this dump needs (docs/format.md): readers that
+            # do not know one refuse the file rather than misread it.
+            extensions = (["next-position"] if next_position != L else []) + (["sliding-window"] if state["full_kv"] else [])
+            if extensions:
+                f.attrs.update(format_version=2, extensions=",".join(sorted(extensions)))
             if next_position != L:
-                # Format version 2 with the next-position extension (docs/format.md): readers that
-                # do not know it refuse the file rather than continue at the wrong position.
-                f.attrs.update(format_version=2, extensions="next-position", next_position=next_position)
+                f.attrs["next_position"] = next_position
             for m in mods:
                 i = m.layer_idx
                 layer = cache.layers[i] if hasattr(cache, "layers") else None
                 keys = layer.keys if layer is not None else cache[i][0]
                 values = layer.values if layer is not None else cache[i][1]
+                if i in state["full_kv"]:
+                    full_k, full_v = state["full_kv"][i]
+                    held = keys.shape[2]
+                    if not (torch.equal(full_k[:, -held:], keys[0]) and torch.equal(full_v[:, -held:], values[0])):
+                        raise RuntimeError(f"layer {i}: recomputed keys/values differ from the model's sliding-window cache; "
+                                           "this model family computes them differently, which the exporter does not support")
+                    keys, values = full_k[None], full_v[None]
                 _write(layers[str(i)], "key", keys[0, :, :L])
                 _write(layers[str(i)], "value", values[0, :, :L])
             tokens = []

@@ -106,6 +106,7 @@ CASES = [
     ("next-position without next_position", lambda p: edit(p, lambda f: f.attrs.update(format_version=2, extensions="next-position")), ["next_position"], "compress"),
     ("negative next_position", lambda p: edit(p, lambda f: f.attrs.update(format_version=2, extensions="next-position", next_position=-3)), ["next_position = -3"], "compress"),
     ("probes not at next_position", lambda p: edit(p, lambda f: f.attrs.update(format_version=2, extensions="next-position", next_position=20)), ["/probe/position", "next_position = 20"], "compress"),
+    ("sliding window longer than the prompt", lambda p: edit(p, lambda f: (f.attrs.update(format_version=2, extensions="sliding-window"), f["layers/0"].attrs.__setitem__("sliding_window", 99))), ["/layers/0", "sliding_window = 99"], "compress"),
     ("window longer than the prompt", lambda p: edit(p, lambda f: replace(f, "layers/0/window_attn", np.zeros((2, 33, 32), np.float32))), ["/layers/0/window_attn"], "compress"),
 ]
 

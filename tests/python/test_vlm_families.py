@@ -137,3 +137,124 @@ def test_lookm_cache_generates_and_report_uses_the_probes(lookm, qwen):
     assert len(tokens) == 4 and torch.isfinite(logits).all()
     report = json.loads(run("report", cache_path, "--reference", qwen["path"], "--format", "json", check=0).stdout)
     assert report["fidelity"]["query_source"].startswith("probe")
+
+
+# ---------------------------------------------------------------------------------------------
+# Gemma3: sliding-window layers shorter than the prompt, and image tokens that attend to each
+# other both ways (token_type_ids).
+
+GEMMA_WINDOW = 16
+
+
+def tiny_gemma3(attn):
+    """4 text layers alternating sliding (window 16) and full attention, head_dim 32, GQA 2:1, and
+    a 1-layer SigLIP tower with 4 tokens per image. The text weights are redrawn with std 0.02 and
+    the output head untied from the embeddings: tied, greedy decoding repeats the input token."""
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+    text = dict(vocab_size=320, hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=32, sliding_window=GEMMA_WINDOW, max_position_embeddings=4096, bos_token_id=1,
+                eos_token_id=None, pad_token_id=0,
+                layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"])
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=56, patch_size=14)
+    cfg = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=IMAGE,
+                       boi_token_index=VSTART, eoi_token_index=VEND)
+    torch.manual_seed(0)
+    m = Gemma3ForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "language_model" in name and name.endswith("weight"):
+                p.normal_(0, 0.02)
+        m.lm_head.weight = torch.nn.Parameter(torch.randn(m.lm_head.weight.shape, generator=torch.Generator().manual_seed(5)) * 0.05)
+    m.set_attn_implementation(attn)
+    m.generation_config.eos_token_id = None
+    m.generation_config.pad_token_id = 0
+    return m
+
+
+def gemma_inputs():
+    """Two images of 4 tokens in a 43-token prompt (longer than the window), with the processor's
+    `token_type_ids` (1 on image tokens)."""
+    ids = [1] + list(range(10, 20)) + [VSTART] + [IMAGE] * 4 + [VEND] + list(range(40, 50)) + [VSTART] + [IMAGE] * 4 + [VEND] \
+        + list(range(60, 70))
+    input_ids = torch.tensor([ids])
+    torch.manual_seed(1)
+    return dict(input_ids=input_ids, pixel_values=torch.randn(2, 3, 56, 56), token_type_ids=(input_ids == IMAGE).long())
+
+
+@pytest.fixture(scope="module", params=["eager", "sdpa"])
+def gemma(request, tmp_path_factory):
+    model, inputs = tiny_gemma3(request.param), gemma_inputs()
+    d = tmp_path_factory.mktemp(f"gemma3-{request.param}")
+    path = d / "dump.h5"
+    probe_tokens = export_dump(model, path, **inputs, probes=STEPS)
+    with torch.no_grad():
+        own = model(**inputs, use_cache=True, output_attentions=request.param == "eager")
+        gen = model.generate(**inputs, max_new_tokens=STEPS + 1, do_sample=False, output_scores=True,
+                             return_dict_in_generate=True)
+    return dict(model=model, inputs=inputs, path=path, dir=d, probe_tokens=probe_tokens, own=own, attn=request.param,
+                generated=gen.sequences[0, inputs["input_ids"].shape[1]:].tolist(), scores=gen.scores)
+
+
+def test_gemma3_dump_records_windows_and_the_real_mask(lookm, gemma):
+    run("inspect", gemma["path"], check=0)
+    L = gemma["inputs"]["input_ids"].shape[1]
+    assert L > GEMMA_WINDOW and len(set(gemma["generated"])) > 2, gemma["generated"]
+    assert gemma["probe_tokens"] == gemma["generated"][:STEPS]
+    with h5py.File(gemma["path"], "r") as f:
+        assert f.attrs["format_version"] == 2 and f.attrs["extensions"] == "sliding-window"
+        for i in range(4):
+            g, layer = f[f"layers/{i}"], gemma["own"].cache.layers[i]
+            held = layer.keys.shape[2]
+            if i % 2 == 0:
+                assert g.attrs["sliding_window"] == GEMMA_WINDOW and held == GEMMA_WINDOW - 1
+            else:
+                assert "sliding_window" not in g.attrs and held == L
+            # Every prompt position is recorded; the positions the model holds are its cache, bit for bit.
+            assert g["key"].shape[1] == L
+            assert np.array_equal(g["key"][:, L - held:], layer.keys[0].numpy())
+            assert np.array_equal(g["value"][:, L - held:], layer.values[0].numpy())
+            if gemma["attn"] == "eager":
+                weights = gemma["own"].attentions[i][0].double()
+                np.testing.assert_allclose(g["attn_score"][...], weights.sum(dim=1).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_gemma3_sdpa_scores_follow_the_bidirectional_image_mask(lookm, gemma, tmp_path):
+    if gemma["attn"] != "sdpa":
+        pytest.skip("compares the sdpa export with an eager one")
+    eager = tmp_path / "eager.h5"
+    export_dump(tiny_gemma3("eager"), eager, **gemma["inputs"], probes=0)
+    with h5py.File(eager, "r") as a, h5py.File(gemma["path"], "r") as b:
+        for i in range(4):
+            np.testing.assert_allclose(b[f"layers/{i}/attn_score"][...], a[f"layers/{i}/attn_score"][...], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(b[f"layers/{i}/window_attn"][...], a[f"layers/{i}/window_attn"][...], rtol=1e-5, atol=1e-6)
+
+
+def test_gemma3_full_cache_reloads_to_generate(lookm, gemma):
+    cache_path = gemma["dir"] / "full.h5"
+    run("compress", gemma["path"], "-o", cache_path, "--method", "full", "--force", check=0)
+    with pytest.raises(ValueError, match="config=model.config"):
+        load_cache(cache_path)
+    cache, info = load_cache(cache_path, config=gemma["model"].config)
+    assert [cache.layers[i].keys.shape[2] for i in range(4)] == [GEMMA_WINDOW - 1, info["seq_len"], GEMMA_WINDOW - 1, info["seq_len"]]
+    tokens, logits = greedy_continue(gemma["model"], cache, gemma["generated"][0], info["next_position"], STEPS)
+    assert tokens == gemma["generated"][1:STEPS + 1]
+    assert torch.max(torch.abs(logits - gemma["scores"][1][0].float())).item() < 1e-4
+
+
+def test_gemma3_lookm_cache_keeps_windows_and_generates(lookm, gemma):
+    cache_path = gemma["dir"] / "lookm.h5"
+    run("compress", gemma["path"], "-o", cache_path, "--budget", "0.2", "--force", check=0)
+    L = gemma["inputs"]["input_ids"].shape[1]
+    with h5py.File(cache_path, "r") as f:
+        kept = [f[f"layers/{i}/key"].shape[1] for i in range(4)]
+        assert kept == [GEMMA_WINDOW - 1, int(L * 0.2), GEMMA_WINDOW - 1, int(L * 0.2)]
+        assert list(f["layers/0/position"][0]) == list(range(L - GEMMA_WINDOW + 1, L))
+    cache, info = load_cache(cache_path, config=gemma["model"].config)
+    tokens, logits = greedy_continue(gemma["model"], cache, gemma["generated"][0], info["next_position"], 4)
+    assert len(tokens) == 4 and torch.isfinite(logits).all()
+    report = json.loads(run("report", cache_path, "--reference", gemma["path"], "--format", "json", "--by", "layer", check=0).stdout)
+    rows = {r["layer"]: r for r in report["fidelity"]["layers"]}
+    assert rows[0]["output_error"] == 0 and rows[2]["output_error"] == 0   # the window is what the model holds
+    assert rows[1]["output_error"] > 0
+    sweep = json.loads(run("sweep", gemma["path"], "--methods", "lookm,h2o", "--budgets", "0.2", "--format", "json", check=0).stdout)
+    assert all(r["copied_layers"] == 2 for r in sweep["rows"])

@@ -39,11 +39,11 @@ final class CacheReader {
         writerVersion = try required("lookm_version", attrs.string)
         tokens = try TokenTable.read(file, seqLen: shape.seqLen)
         try shape.requireLayers(in: file)
-        elementType = try CacheLayer(file: file, shape: shape, index: 0).key.type
+        elementType = try CacheLayer(file: file, shape: shape, index: 0, header: header).key.type
     }
 
     func layer(_ i: Int) throws -> CacheLayer {
-        let layer = try CacheLayer(file: file, shape: shape, index: i)
+        let layer = try CacheLayer(file: file, shape: shape, index: i, header: header)
         guard layer.key.type == elementType else {
             throw file.site.error(Layout.layer(i, .key), "element type \(layer.key.type.rawValue) differs from layer 0's \(elementType.rawValue)")
         }
@@ -63,8 +63,12 @@ final class CacheLayer {
     private let site: H5Site
     private let seqLen: Int
 
-    fileprivate init(file: H5File, shape s: ModelShape, index i: Int) throws {
+    /// The model's sliding window of this layer, when the cache records one (`sliding-window`).
+    let slidingWindow: Int?
+
+    fileprivate init(file: H5File, shape s: ModelShape, index i: Int, header: FormatHeader) throws {
         index = i
+        slidingWindow = try readSlidingWindow(file, layer: i, seqLen: s.seqLen, header: header)
         site = file.site
         seqLen = s.seqLen
         func dataset(_ name: String) throws -> H5Dataset {
@@ -78,6 +82,9 @@ final class CacheLayer {
             throw file.site.error(key.dataset.path, "shape \(key.shape), expected [\(s.numKVHeads), kept <= \(s.seqLen), \(s.headDim)]")
         }
         kept = key.shape[1]
+        if let w = slidingWindow, kept > w - 1 {
+            throw file.site.error(key.dataset.path, "\(kept) slots in a layer with sliding_window = \(w), which holds at most \(w - 1)")
+        }
         guard value.shape == key.shape else {
             throw file.site.error(value.dataset.path, "shape \(value.shape) differs from the key's \(key.shape)")
         }

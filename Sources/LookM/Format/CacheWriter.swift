@@ -11,7 +11,7 @@ final class CacheWriter {
 
     /// - Parameter method: the canonical JSON of the settings (the `method` attribute).
     init(output: AtomicOutput, shape: ModelShape, model: String?, tokens: TokenTable, elementType: ElementType,
-         codec: Codec, method: String, source: SourceInfo, nextPosition: Int? = nil) throws {
+         codec: Codec, method: String, source: SourceInfo, nextPosition: Int? = nil, slidingWindows: Bool = false) throws {
         self.output = output
         self.shape = shape
         self.elementType = elementType
@@ -20,7 +20,7 @@ final class CacheWriter {
         self.file = file
         let attrs = try file.rootAttributes()
         try attrs.set("format", string: Layout.cacheFormat)
-        try FormatHeader.writing(nextPosition == nil ? [] : [.nextPosition]).write(attrs)
+        try FormatHeader.writing((nextPosition == nil ? [] : [.nextPosition]) + (slidingWindows ? [.slidingWindow] : [])).write(attrs)
         try shape.write(attrs)
         if let nextPosition { try attrs.set("next_position", int: nextPosition) }
         if let model { try attrs.set("model", string: model) }
@@ -33,9 +33,11 @@ final class CacheWriter {
     }
 
     /// Creates layer `i`'s datasets for `kept` slots per kv head.
-    func layer(_ i: Int, kept: Int) throws -> CacheLayerWriter {
+    func layer(_ i: Int, kept: Int, slidingWindow: Int? = nil) throws -> CacheLayerWriter {
         guard let file else { preconditionFailure("CacheWriter used after finish()") }
-        return try CacheLayerWriter(file: file, layer: i, shape: shape, kept: kept, elementType: elementType, codec: codec)
+        let writer = try CacheLayerWriter(file: file, layer: i, shape: shape, kept: kept, elementType: elementType, codec: codec)
+        if let slidingWindow { try file.groupAttributes(Layout.layer(i)).set("sliding_window", int: slidingWindow) }
+        return writer
     }
 
     /// Flushes, closes, syncs and renames the cache into place.

@@ -48,12 +48,13 @@ final class DumpReader {
             probePositions = nil
         }
         try shape.requireLayers(in: file)
-        elementType = try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: 0, checkType: nil).key.type
+        elementType = try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: 0, checkType: nil,
+                                    header: header).key.type
     }
 
     /// Opens and validates layer `i`: shapes against the root attributes, element types.
     func layer(_ i: Int) throws -> DumpLayer {
-        try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: i, checkType: elementType)
+        try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: i, checkType: elementType, header: header)
     }
 }
 
@@ -66,10 +67,15 @@ final class DumpLayer {
     let query: TensorReader?
     let windowAttn: TensorReader?
     let probeQuery: TensorReader?
+    /// The model's sliding window for this layer (`sliding-window` extension), nil for full attention.
+    let slidingWindow: Int?
+    /// With a sliding window: the first position the model still holds after the prefill.
+    var windowStart: Int? { slidingWindow.map { key.rows - ($0 - 1) } }
 
-    fileprivate init(file: H5File, shape s: ModelShape, probes: Int?, index i: Int, checkType: ElementType?) throws {
+    fileprivate init(file: H5File, shape s: ModelShape, probes: Int?, index i: Int, checkType: ElementType?, header: FormatHeader) throws {
         let site = file.site
         index = i
+        slidingWindow = try readSlidingWindow(file, layer: i, seqLen: s.seqLen, header: header)
 
         func tensor(_ name: LayerDataset, _ expected: [Int?], _ meaning: String, allowFloat64: Bool = false) throws -> TensorReader? {
             let path = Layout.layer(i, name)
@@ -137,4 +143,15 @@ func readNextPosition(_ attrs: H5Attributes, _ header: FormatHeader) throws -> I
         throw attrs.site.error(nil, "attribute next_position = \(next), expected a position in 0 ..< 2^40")
     }
     return next
+}
+
+/// The `sliding_window` attribute of layer `i` in a file with the `sliding-window` extension.
+func readSlidingWindow(_ file: H5File, layer i: Int, seqLen: Int, header: FormatHeader) throws -> Int? {
+    guard header.has(.slidingWindow), let w = try file.groupAttributes(Layout.layer(i)).int("sliding_window") else { return nil }
+    // A window longer than the prompt keeps every position: such a layer is not windowed at all.
+    guard (2...seqLen).contains(w) else {
+        throw file.site.error(Layout.layer(i), "attribute sliding_window = \(w), expected 2 ... seq_len = \(seqLen) "
+            + "(a window longer than the prompt is no window: leave the attribute out)")
+    }
+    return w
 }

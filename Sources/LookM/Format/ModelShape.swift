@@ -81,6 +81,9 @@ enum FormatExtension: String, CaseIterable, Sendable {
     /// Root attribute `next_position`: the rotary position of the token after the prompt, when it
     /// is not `seq_len` (Qwen2-VL's M-RoPE).
     case nextPosition = "next-position"
+    /// Layer attribute `sliding_window`: the layer attends to (and, after the prefill, holds) only
+    /// the last `sliding_window - 1` positions (Gemma3's local layers, Mistral-style models).
+    case slidingWindow = "sliding-window"
 }
 
 /// Checks the `format`, `format_version` and (version 2) `extensions` root attributes.

@@ -101,6 +101,12 @@ final class H5File {
         }
     }
 
+    /// Attributes of the group at `path`.
+    func groupAttributes(_ path: String) throws -> H5Attributes {
+        let group = try site.own(H5Gopen2(handle.id, path, h5_default()), path, "opening the group", closer: H5Gclose)
+        return H5Attributes(owner: group, site: site, objectPath: path)
+    }
+
     /// Attributes of the root group.
     func rootAttributes() throws -> H5Attributes {
         let group = try site.own(H5Gopen2(handle.id, "/", h5_default()), "/", "opening the root group", closer: H5Gclose)

@@ -8,6 +8,9 @@ extension InspectReport {
         if let model { row("model", model) }
         let kv = shape.numKVHeads == shape.numHeads ? "" : " (\(shape.numKVHeads) kv heads, GQA \(shape.numHeads / shape.numKVHeads):1)"
         row("shape", "\(shape.numLayers) layers x \(shape.numHeads) heads\(kv) x head_dim \(shape.headDim), \(dtype.rawValue)")
+        for (range, w) in Formatting.runs(layers.map { $0.slidingWindow ?? 0 }) where w > 0 {
+            row("window", "\(Formatting.layers(range)): sliding window \(w) (holds the last \(w - 1) positions)")
+        }
         if let nextPosition { row("next pos", "\(nextPosition) (the rotary position after the prompt; seq_len is \(shape.seqLen))") }
         let order = Modality.allCases.map(\.name)
         let parts = order.compactMap { m in tokens.counts[m].map { "\($0) \(m)" } }

@@ -36,9 +36,11 @@ public struct InspectReport: Codable, Sendable {
         /// Bytes of keys plus values in the file (after the codec).
         public var kvStoredBytes: Int
         public var storage: String
+        /// The model's sliding window of this layer, when the file records one.
+        public var slidingWindow: Int? = nil
         enum CodingKeys: String, CodingKey {
             case index, datasets, kept, merged, dropped, storage
-            case windowRows = "window_rows", kvBytes = "kv_bytes", kvStoredBytes = "kv_stored_bytes"
+            case windowRows = "window_rows", kvBytes = "kv_bytes", kvStoredBytes = "kv_stored_bytes", slidingWindow = "sliding_window"
         }
     }
 

@@ -27,7 +27,7 @@ public enum Inspector {
             layers.append(InspectReport.Layer(
                 index: i, datasets: layer.available.map(\.rawValue), windowRows: layer.windowAttn?.rows,
                 kvBytes: kvBytes(layer.key, layer.value), kvStoredBytes: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes,
-                storage: layer.key.dataset.storageDescription))
+                storage: layer.key.dataset.storageDescription, slidingWindow: layer.slidingWindow))
         }
         return report(kind: .dump, path: path, name: name, shape: dump.shape, model: dump.model, dtype: dump.elementType,
                       tokens: dump.tokens, layers: layers, attnScale: dump.attnScale, probes: dump.probePositions?.count, cache: nil,
@@ -51,7 +51,7 @@ public enum Inspector {
             layers.append(InspectReport.Layer(
                 index: i, kept: layer.kept, merged: merged, dropped: dropped,
                 kvBytes: kvBytes(layer.key, layer.value), kvStoredBytes: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes,
-                storage: layer.key.dataset.storageDescription))
+                storage: layer.key.dataset.storageDescription, slidingWindow: layer.slidingWindow))
         }
         let method = JSONValue.parse(cache.method) ?? .string(cache.method)
         return report(kind: .cache, path: path, name: name, shape: cache.shape, model: cache.model, dtype: cache.elementType,

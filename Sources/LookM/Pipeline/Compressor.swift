@@ -38,7 +38,8 @@ public enum Compressor {
             : SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base)
         let method = settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)
         let writer = try CacheWriter(output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
-                                     codec: settings.codec, method: method, source: source, nextPosition: dump.nextPosition)
+                                     codec: settings.codec, method: method, source: source, nextPosition: dump.nextPosition,
+                                     slidingWindows: dump.header.has(.slidingWindow))
         let workspaces = Workspace.pool(threads)
         let layers = try LayerPipeline(dump: dump, selector: selector, merge: merge, settings: settings, writer: writer,
                                   workspaces: workspaces).run(progress: progress)
@@ -101,6 +102,21 @@ public enum Compressor {
                 try out.write(head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L), slotOf: identity)
             }
             return .init(index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot, kvBytesOut: L * bytesPerSlot)
+        case .window(let start, let size):
+            // What the model itself holds of a sliding-window layer; every method keeps it whole.
+            let kept = L - start
+            let out = try writer.layer(i, kept: kept, slidingWindow: size)
+            let position = (start..<L).map { Int32($0) }
+            var slotOf = [Int32](repeating: -1, count: L)
+            for (j, p) in position.enumerated() { slotOf[Int(p)] = Int32(j) }
+            for g in 0..<G {
+                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
+                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+                try out.write(head: g, key: UnsafeBufferPointer(rebasing: k[(start * D)...]), value: UnsafeBufferPointer(rebasing: v[(start * D)...]),
+                              position: position, merged: [Int32](repeating: 0, count: kept), slotOf: slotOf)
+            }
+            return .init(index: i, kept: kept, copied: "sliding window \(size)", merged: 0, dropped: start,
+                         kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
         case .compressed(let kept, let heads) where heads.first?.encoded != nil:
             // Encoded by the workers already: check they used the chunking the datasets have.
             let out = try writer.layer(i, kept: kept)

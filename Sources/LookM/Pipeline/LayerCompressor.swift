@@ -22,6 +22,8 @@ struct LayerCompressor {
     enum Result {
         /// The layer stays as it is, for this reason.
         case copied(String)
+        /// A sliding-window layer: kept as the model holds it, positions `start ..< seq_len`.
+        case window(start: Int, size: Int)
         case compressed(kept: Int, heads: [Head])
     }
 

@@ -46,10 +46,12 @@ struct LayerPipeline {
         var input = try LayerInput(layer, buffers: buffers)
         for i in 0..<s.numLayers {
             let context = LayerContext(settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
-            if let reason = try compressor.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count) {
-                // A copied layer is written from the raw buffers: no overlap for it.
+            let kept = try layer.slidingWindow.map { LayerCompressor.Result.window(start: layer.windowStart ?? 0, size: $0) }
+                ?? compressor.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count).map { .copied($0) }
+            if let kept {
+                // A copied or windowed layer is written from the raw buffers: no overlap for it.
                 try flush()
-                pending = (i, .copied(reason), input)
+                pending = (i, kept, input)
                 try flush()
                 if i + 1 < s.numLayers {
                     layer = try dump.layer(i + 1)

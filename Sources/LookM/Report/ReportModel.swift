@@ -74,6 +74,17 @@ struct FidelityAccumulator {
                                  recallKept: f.recallKept, recallMerged: f.recallMerged, recallText: f.recallText, recallImage: f.recallImage))
     }
 
+    /// Every query head of a layer the cache holds exactly as the reference does (copied, or a
+    /// sliding window kept as the model keeps it): no error, all attention mass kept.
+    mutating func addExact(layer: Int, heads: Int, source: QuerySource, modality: [Modality]) {
+        let text = modality.contains(.text), image = modality.contains { $0 != .text }
+        for h in 0..<heads {
+            add(layer: layer, head: h, HeadFidelity(outputError: source == .scores ? nil : 0, outputCosine: source == .scores ? nil : 1,
+                                                   recallKept: 1, recallMerged: 0, recallText: text ? 1 : nil, recallImage: image ? 1 : nil))
+        }
+        self.source = source
+    }
+
     mutating func addShift(layer: Int, kvHead: Int, _ s: (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)) {
         guard s.count > 0 else { return }
         keyShifts.append((layer, kvHead, s.key.sum, s.key.max, s.count))

@@ -27,6 +27,12 @@ public enum Reporter {
                                   kvBytesDisk: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes))
             if let dump {
                 let dumpLayer = try dump.layer(i)
+                if dumpLayer.slidingWindow != nil {
+                    // The reference is what the model holds, which is what every cache keeps.
+                    let queries = try FidelityQueries.load(dumpLayer, dump)
+                    fidelity.addExact(layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
+                    continue
+                }
                 let input = try LayerInput(dumpLayer, buffers: buffers)
                 try measure(layer: i, input: input, queries: try FidelityQueries.load(dumpLayer, dump), heads: heads,
                             dump: dump, workspaces: workspaces, into: &fidelity, checkingSourceOf: cache)

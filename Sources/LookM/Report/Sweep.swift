@@ -64,6 +64,7 @@ public enum Sweeper {
         var accumulators = [FidelityAccumulator](repeating: FidelityAccumulator(), count: settings.count)
         var kept = [Int](repeating: 0, count: settings.count), copied = kept
         let stem = AtomicOutput.split(input.path).base.replacingSuffix(".h5")
+        if let keepCaches { try Directories.make(keepCaches) }
         let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.0)-b\($0.1).lookm.h5" } }
         let writers = try paths.map { paths in
             try zip(settings, paths).map { setting, path in
@@ -71,7 +72,7 @@ public enum Sweeper {
                                 tokens: dump.tokens, elementType: dump.elementType, codec: setting.2.codec,
                                 method: setting.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
                                 source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base),
-                                nextPosition: dump.nextPosition)
+                                nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow))
             }
         }
         var source = QuerySource.scores
@@ -82,10 +83,18 @@ public enum Sweeper {
             let queries = try FidelityQueries.load(layer, dump)
             source = queries.source
             let contexts = settings.map { LayerContext(settings: $0.2, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize) }
-            let headwise = writers == nil && HeadwiseSweep.applies(compressors, contexts)
-            let references = headwise ? nil : try Reporter.references(input: input, queries: queries, dump: dump, workspaces: workspaces)
             var results: [LayerCompressor.Result] = []
-            if headwise {
+            if let size = layer.slidingWindow, let start = layer.windowStart {
+                // Every setting keeps a sliding-window layer as the model holds it (docs/method.md).
+                results = settings.map { _ in .window(start: start, size: size) }
+                for n in settings.indices {
+                    if let writers { _ = try Compressor.writeLayer(results[n], layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0]) }
+                }
+            }
+            let headwise = results.isEmpty && writers == nil && HeadwiseSweep.applies(compressors, contexts)
+            let references = headwise || !results.isEmpty ? nil : try Reporter.references(input: input, queries: queries, dump: dump, workspaces: workspaces)
+            if !results.isEmpty {
+            } else if headwise {
                 results = try HeadwiseSweep.run(compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
                                                 workspaces: workspaces, into: &accumulators)
             } else {
@@ -108,17 +117,11 @@ public enum Sweeper {
             }
             for (n, result) in results.enumerated() {
                 switch result {
-                case .copied:
-                    kept[n] += s.seqLen
+                case .copied, .window:
+                    // Kept as the dump (or the model) holds the layer: measured exact.
+                    if case .window(let start, _) = result { kept[n] += s.seqLen - start } else { kept[n] += s.seqLen }
                     copied[n] += 1
-                    for h in 0..<s.numHeads {
-                        let text = dump.tokens.modality.contains(.text), image = dump.tokens.modality.contains { $0 != .text }
-                        accumulators[n].add(layer: i, head: h, HeadFidelity(outputError: queries.source == .scores ? nil : 0,
-                                                                             outputCosine: queries.source == .scores ? nil : 1,
-                                                                             recallKept: 1, recallMerged: 0,
-                                                                             recallText: text ? 1 : nil, recallImage: image ? 1 : nil))
-                    }
-                    accumulators[n].source = queries.source
+                    accumulators[n].addExact(layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
                 case .compressed(let k, _):
                     kept[n] += k
                 }
