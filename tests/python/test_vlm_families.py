@@ -258,3 +258,105 @@ def test_gemma3_lookm_cache_keeps_windows_and_generates(lookm, gemma):
     assert rows[1]["output_error"] > 0
     sweep = json.loads(run("sweep", gemma["path"], "--methods", "lookm,h2o", "--budgets", "0.2", "--format", "json", check=0).stdout)
     assert all(r["copied_layers"] == 2 for r in sweep["rows"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The families with plain 1-D rotary positions and full attention: LLaVA-1.5, LLaVA-NeXT (anyres,
+# `image_sizes`), LLaVA-OneVision, Idefics3 (`pixel_attention_mask`), InternVL. Image token counts
+# come from the model itself, as its processor would compute them.
+
+TEXT = dict(vocab_size=320, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=1, eos_token_id=None, pad_token_id=0)
+VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+PINPOINTS = [[56, 112], [112, 56], [112, 112]]
+
+
+def varied(model):
+    """Redraws the text weights (std 0.05) and unties the output head, so greedy tokens vary."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "language_model" in name and name.endswith("weight") and p.ndim == 2:
+                p.normal_(0, 0.05)
+        model.lm_head.weight = torch.nn.Parameter(torch.randn(model.lm_head.weight.shape, generator=torch.Generator().manual_seed(5)) * 0.05)
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    return model.eval()
+
+
+def prompt_ids(image_tokens):
+    ids = [1] + list(range(10, 20))
+    for n in image_tokens:
+        ids += [IMAGE] * n + list(range(40, 46))
+    return torch.tensor([ids + list(range(60, 70))])
+
+
+def build_family(name):
+    import transformers as T
+    torch.manual_seed(0)
+    if name == "llava-1.5":
+        cfg = T.LlavaConfig(vision_config=dict(model_type="clip_vision_model", image_size=56, patch_size=14, **VISION),
+                            text_config=dict(model_type="llama", head_dim=32, **TEXT), image_token_index=IMAGE, image_seq_length=16)
+        model = varied(T.LlavaForConditionalGeneration(cfg))
+        torch.manual_seed(1)
+        return model, dict(input_ids=prompt_ids([16, 16]), pixel_values=torch.randn(2, 3, 56, 56))
+    if name in ("llava-next", "llava-onevision"):
+        if name == "llava-next":
+            cfg = T.LlavaNextConfig(vision_config=dict(model_type="clip_vision_model", image_size=56, patch_size=14, **VISION),
+                                    text_config=dict(model_type="llama", head_dim=32, **TEXT), image_token_index=IMAGE,
+                                    image_grid_pinpoints=PINPOINTS, vision_feature_layer=-1)
+            model = varied(T.LlavaNextForConditionalGeneration(cfg))
+        else:
+            cfg = T.LlavaOnevisionConfig(vision_config=dict(model_type="siglip_vision_model", image_size=56, patch_size=14, **VISION),
+                                         text_config=dict(model_type="qwen2", **TEXT), image_token_index=IMAGE,
+                                         image_grid_pinpoints=PINPOINTS, vision_feature_layer=-1)
+            model = varied(T.LlavaOnevisionForConditionalGeneration(cfg))
+        torch.manual_seed(1)
+        pix, sizes = torch.randn(2, 5, 3, 56, 56), torch.tensor([[100, 60], [50, 110]])
+        with torch.no_grad():
+            feats = model.model.get_image_features(pixel_values=pix, image_sizes=sizes)
+        counts = [f.shape[0] for f in getattr(feats, "pooler_output", feats)]
+        return model, dict(input_ids=prompt_ids(counts), pixel_values=pix, image_sizes=sizes)
+    if name == "idefics3":
+        cfg = T.Idefics3Config(vision_config=dict(image_size=56, patch_size=14, **VISION), text_config=dict(model_type="llama", head_dim=32, **TEXT),
+                               image_token_id=IMAGE, scale_factor=2)
+        model = varied(T.Idefics3ForConditionalGeneration(cfg))
+        torch.manual_seed(1)
+        return model, dict(input_ids=prompt_ids([4, 4]), pixel_values=torch.randn(1, 2, 3, 56, 56),
+                           pixel_attention_mask=torch.ones(1, 2, 56, 56, dtype=torch.bool))
+    cfg = T.InternVLConfig(vision_config=dict(image_size=[56, 56], patch_size=[14, 14], **VISION), text_config=dict(model_type="qwen2", **TEXT),
+                           image_token_id=IMAGE, downsample_ratio=0.5)
+    model = varied(T.InternVLForConditionalGeneration(cfg))
+    torch.manual_seed(1)
+    return model, dict(input_ids=prompt_ids([4, 4]), pixel_values=torch.randn(2, 3, 56, 56))
+
+
+FAMILIES = [(f, a) for f in ["llava-1.5", "llava-next", "llava-onevision", "idefics3", "internvl"] for a in ["eager", "sdpa"]]
+
+
+@pytest.mark.parametrize("family,attn", FAMILIES, ids=[f"{f}-{a}" for f, a in FAMILIES])
+def test_family_round_trip_matches_generate(lookm, tmp_path, family, attn):
+    model, inputs = build_family(family)
+    model.set_attn_implementation(attn)
+    L = inputs["input_ids"].shape[1]
+    path = tmp_path / "dump.h5"
+    probe_tokens = export_dump(model, path, **inputs, probes=STEPS)
+    with torch.no_grad():
+        own = model(**inputs, use_cache=True)
+        gen = model.generate(**inputs, max_new_tokens=STEPS + 1, do_sample=False, output_scores=True, return_dict_in_generate=True)
+    generated = gen.sequences[0, L:].tolist()
+    assert len(set(generated)) > 1, generated
+    assert probe_tokens == generated[:STEPS]
+    run("inspect", path, check=0)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format_version"] == 1 and f["tokens/modality"][...].sum() == int((inputs["input_ids"] == IMAGE).sum())
+        for i in range(2):
+            assert np.array_equal(f[f"layers/{i}/key"][...], own.cache.layers[i].keys[0].numpy())
+    run("compress", path, "-o", tmp_path / "full.h5", "--method", "full", check=0)
+    cache, info = load_cache(tmp_path / "full.h5", config=model.config)
+    tokens, logits = greedy_continue(model, cache, generated[0], info["next_position"], STEPS)
+    assert tokens == generated[1:STEPS + 1]
+    assert torch.max(torch.abs(logits - gen.scores[1][0].float())).item() < 1e-4
+    run("compress", path, "-o", tmp_path / "lookm.h5", "--budget", "0.2", check=0)
+    cache, info = load_cache(tmp_path / "lookm.h5", config=model.config)
+    tokens, logits = greedy_continue(model, cache, generated[0], info["next_position"], 3)
+    assert len(tokens) == 3 and torch.isfinite(logits).all()
