@@ -31,6 +31,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
     echo "$want" > "$stamp"
 fi
+# The Python companion as a package (import lookm_kv, the lookm-export command), editable: its
+# dependencies are the pins above, and setuptools comes with the venv (nothing is downloaded).
+if ! .venv/bin/python -m pip show -q lookm-kv >/dev/null 2>&1; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e python
+fi
 
 swift build -c release 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2
 echo "setup: lookm is at .build/release/lookm; the HDF5 zstd plugin for h5dump is in .build/release (HDF5_PLUGIN_PATH)" >&2

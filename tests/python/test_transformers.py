@@ -1,7 +1,6 @@
 """The Python companion against a real transformers LLaVA (tiny, randomly initialised from a
 config: nothing is downloaded): export -> lookm -> load -> generate."""
 import subprocess
-import sys
 
 import h5py
 import hdf5plugin  # noqa: F401
@@ -12,9 +11,7 @@ import torch  # noqa: E402
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration  # noqa: E402
 
 from conftest import ROOT, run  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "python"))
-from lookm_kv import export_dump, greedy_continue, load_cache  # noqa: E402
+from lookm_kv import export_dump, greedy_continue, load_cache
 
 IMAGE = 300
 

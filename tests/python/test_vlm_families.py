@@ -7,7 +7,6 @@ Qwen2-VL and Qwen2.5-VL use M-RoPE: after images, text positions are not token i
 decoding continues at `seq_len + rope_deltas`. The dump records that position (`next_position`,
 format version 2), compress copies it, and `load_cache`'s `info["next_position"]` carries it."""
 import json
-import sys
 
 import h5py
 import hdf5plugin  # noqa: F401
@@ -16,10 +15,8 @@ import pytest
 import torch
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-from conftest import ROOT, run
-
-sys.path.insert(0, str(ROOT / "python"))
-from lookm_kv import export_dump, greedy_continue, load_cache  # noqa: E402
+from conftest import run
+from lookm_kv import export_dump, greedy_continue, load_cache
 
 IMAGE, VIDEO, VSTART, VEND = 300, 301, 302, 303
 GRIDS = [[1, 8, 12], [1, 6, 6]]   # (t, h, w) patches per image: 24 and 9 tokens after the 2x2 merge

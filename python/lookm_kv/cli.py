@@ -1,16 +1,13 @@
-#!/usr/bin/env python3
-"""Export a lookm dump from a local transformers multimodal model (LLaVA-1.5 / LLaVA-NeXT style).
+"""`lookm-export`: a lookm dump from a local transformers multimodal model.
 
-    scripts/export_kv.py --model PATH --image a.jpg [--image b.jpg] --prompt "USER: <image>\\n... ASSISTANT:" \\
-        -o dump.h5 [--probes 8] [--window 32] [--query] [--dtype float16|bfloat16|float32]
+    lookm-export --model PATH --image a.jpg [--image b.jpg] --prompt "USER: <image>\\n... ASSISTANT:" \\
+        -o dump.h5 [--probes 8] [--window 32] [--query] [--dtype float16|bfloat16|float32] [--attn eager|sdpa]
 
-The model and its processor are loaded from PATH (no download). See python/lookm_kv/export.py.
+The model and its processor are loaded from PATH (no download); every output of the processor is
+passed to the model as it comes (docs/format.md, the README's table of tested families).
 """
 import argparse
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
 
 def main():
@@ -30,22 +27,15 @@ def main():
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from lookm_kv import export_dump
+    from .export import export_dump
 
     dtype = getattr(torch, a.dtype) if a.dtype else None
-    model = AutoModelForImageTextToText.from_pretrained(a.model, torch_dtype=dtype, local_files_only=True).eval()
+    model = AutoModelForImageTextToText.from_pretrained(a.model, dtype=dtype, local_files_only=True).eval()
     model.set_attn_implementation(a.attn)
     processor = AutoProcessor.from_pretrained(a.model, local_files_only=True)
     images = [Image.open(p).convert("RGB") for p in a.image] or None
     inputs = processor(images=images, text=a.prompt, return_tensors="pt")
-    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
-    pixels = inputs.get("pixel_values")
-    if pixels is not None and dtype is not None:
-        pixels = pixels.to(dtype)
-    tokens = export_dump(model, a.output, inputs["input_ids"], pixels, window=a.window, probes=a.probes,
-                         store_query=a.query, model_name=a.model, **extra)
+    if dtype is not None and inputs.get("pixel_values") is not None:
+        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    tokens = export_dump(model, a.output, **inputs, window=a.window, probes=a.probes, store_query=a.query, model_name=a.model)
     print(f"wrote {a.output}; greedy continuation: {processor.decode(tokens) if tokens else ''}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()
