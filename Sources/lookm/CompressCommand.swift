@@ -32,7 +32,7 @@ struct CompressCommand: ParsableCommand {
             help: ArgumentHelp("The cache to write (default: DUMP with .lookm.h5), or - for stdout.", valueName: "file"))
     var output: String?
 
-    @Option(help: "A method of method.md section 5 (default: lookm).") var method: String?
+    @Option(help: "A method of docs/method.md section 5 (default: lookm).") var method: String?
     @Option(help: "Which positions to keep: text-prior, h2o, snapkv, streaming, random, knorm, full.") var selector: String?
     @Option(help: "What happens to evicted pairs: none, avg, pivot, weighted.") var merge: String?
     @Option(name: .customLong("hh-ratio"), parsing: .unconditional, help: "Heavy hitters as a share of the prompt (default 0.1).") var hhRatio: Double?

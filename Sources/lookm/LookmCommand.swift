@@ -9,7 +9,7 @@ struct LookmCommand: ParsableCommand {
         discussion: """
             Exit codes: 0 success, 1 unexpected failure, 2 usage error (bad flags), \
             3 invalid input file, 4 output problem (exists without --force, not writable, disk full).
-            File formats: docs/format.md.
+            File formats: docs/format.md; what compress computes: docs/method.md.
             """,
         version: lookmVersion,
         subcommands: [CompressCommand.self, ReportCommand.self, SweepCommand.self, CollectCommand.self, InspectCommand.self, SynthCommand.self])

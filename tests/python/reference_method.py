@@ -1,4 +1,4 @@
-"""An independent, plain NumPy reading of method.md sections 1-4 (the paper variant).
+"""An independent, plain NumPy reading of docs/method.md sections 1-4 (the paper variant).
 
 Written from the spec, not from lookm's Swift code, so that the two can check each other. Float64
 throughout; where two candidates are within rounding of each other (a pivot's top-2 cosines, a

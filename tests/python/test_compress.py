@@ -1,4 +1,4 @@
-"""`lookm compress` against an independent NumPy implementation of method.md (paper variant),
+"""`lookm compress` against an independent NumPy implementation of docs/method.md (paper variant),
 and the command's behaviour as scripts see it."""
 import io
 import json

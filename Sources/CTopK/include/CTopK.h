@@ -1,4 +1,4 @@
-// PyTorch's CPU top-k, as libstdc++ runs it (method.md section 6, rule 7). Which of several tied
+// PyTorch's CPU top-k, as libstdc++ runs it (docs/method.md section 6, rule 7). Which of several tied
 // values lands in the top k depends on std::partial_sort / std::nth_element themselves, so this
 // calls them rather than rewriting them.
 #ifndef LOOKM_CTOPK_H

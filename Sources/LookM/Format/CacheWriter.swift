@@ -1,6 +1,6 @@
 import CHDF5
 
-/// Writes a `lookm-kv-cache` (kv-format.md) layer by layer into an `AtomicOutput`: the cache shows
+/// Writes a `lookm-kv-cache` (docs/format.md) layer by layer into an `AtomicOutput`: the cache shows
 /// up under its final name only after `finish()`; dropping the writer before that removes it.
 final class CacheWriter {
     private var file: H5File?

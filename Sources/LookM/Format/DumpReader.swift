@@ -1,6 +1,6 @@
 import CHDF5
 
-/// Opens a `lookm-kv-dump` (kv-format.md), validates its root attributes and token table, and hands
+/// Opens a `lookm-kv-dump` (docs/format.md), validates its root attributes and token table, and hands
 /// out one layer at a time. Nothing layer-sized is read until a caller asks for a head.
 final class DumpReader {
     let file: H5File
@@ -117,7 +117,7 @@ final class DumpLayer {
         }
     }
 
-    /// The datasets this layer has, in kv-format.md order.
+    /// The datasets this layer has, in docs/format.md order.
     var available: [LayerDataset] {
         var result: [LayerDataset] = [.key, .value]
         if attnScore != nil { result.append(.attnScore) }

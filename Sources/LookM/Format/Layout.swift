@@ -1,4 +1,4 @@
-/// Names fixed by kv-format.md (docs/format.md), in one place.
+/// Names fixed by docs/format.md, in one place.
 enum Layout {
     static let dumpFormat = "lookm-kv-dump"
     static let cacheFormat = "lookm-kv-cache"

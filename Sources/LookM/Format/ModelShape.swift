@@ -1,6 +1,6 @@
 import Foundation
 
-/// The shape attributes shared by dumps and caches (root attributes of kv-format.md).
+/// The shape attributes shared by dumps and caches (root attributes of docs/format.md).
 public struct ModelShape: Equatable, Codable, Sendable {
     public var numLayers: Int
     public var numHeads: Int

@@ -1,6 +1,6 @@
 import CHDF5
 
-/// Element types of tensors in dumps and caches (kv-format.md). All are read raw from HDF5 and
+/// Element types of tensors in dumps and caches (docs/format.md). All are read raw from HDF5 and
 /// converted by CKernels: HDF5's own 16-bit float conversion is about 200 times slower.
 public enum ElementType: String, CaseIterable, Codable, Sendable {
     case float16, bfloat16, float32, float64
@@ -58,7 +58,7 @@ struct StoredElement {
         throw site.error(object, "unsupported element type (\(describe(fileType))); expected float16, bfloat16 or float32")
     }
 
-    /// The file type a writer uses for `type`; bfloat16 is always the uint16 form (kv-format.md).
+    /// The file type a writer uses for `type`; bfloat16 is always the uint16 form (docs/format.md).
     static func fileType(for type: ElementType, site: H5Site, object: String) throws -> H5Handle {
         switch type {
         case .float16:

@@ -1,4 +1,4 @@
-/// How many tokens a layer keeps (method.md section 2), exactly one of three forms.
+/// How many tokens a layer keeps (docs/method.md section 2), exactly one of three forms.
 public enum Budget: Equatable, Sendable {
     /// `hh = floor(L * hh)`, `recent = floor(L * recent)`.
     case ratios(hh: Double, recent: Double)

@@ -1,4 +1,4 @@
-/// The canonical JSON of kv-format.md for the `method` attribute: keys sorted, no whitespace, no
+/// The canonical JSON of docs/format.md for the `method` attribute: keys sorted, no whitespace, no
 /// null, integers without a decimal point, ratios as the shortest round-tripping decimal that
 /// always has a decimal point. Two runs with the same settings produce byte-identical strings.
 enum CanonicalJSON {

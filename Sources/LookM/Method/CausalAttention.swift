@@ -6,7 +6,7 @@ import CKernels
 /// position, the sum over query rows of the causal softmax it received) and, optionally, the
 /// softmax rows of the last `window` queries (SnapKV's observation window).
 ///
-/// Arithmetic (method.md, paper variant): logits `scale * q.k` by sgemm in Float32, a max-subtracted
+/// Arithmetic (docs/method.md, paper variant): logits `scale * q.k` by sgemm in Float32, a max-subtracted
 /// softmax per row in Float32, column sums in Double rounded once to Float32.
 struct CausalAttention {
     let length: Int

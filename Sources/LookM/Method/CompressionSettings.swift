@@ -1,4 +1,4 @@
-/// `--variant`: the clean definitions of method.md (paper) or the authors' code bit for bit (reference).
+/// `--variant`: the clean definitions of docs/method.md (paper) or the authors' code bit for bit (reference).
 public enum Variant: String, CaseIterable, Sendable {
     case paper, reference
 }
@@ -25,7 +25,7 @@ public struct CompressionSettings: Equatable, Sendable {
     public var seed: UInt64?
     public var codec: Codec = .zstd(level: 3)
 
-    /// Methods users name (method.md section 5): selector and merge.
+    /// Methods users name (docs/method.md section 5): selector and merge.
     public static let methods: [(name: String, selector: String, merge: String)] = [
         ("lookm", "text-prior", "pivot"), ("lookm-avg", "text-prior", "avg"), ("lookm-weighted", "text-prior", "weighted"),
         ("text-prior", "text-prior", "none"), ("h2o", "h2o", "none"), ("snapkv", "snapkv", "none"),
@@ -42,7 +42,7 @@ public struct CompressionSettings: Equatable, Sendable {
         Self.methods.first { $0.selector == selector && $0.merge == merge }?.name
     }
 
-    /// Resolves the command line (method.md sections 3 and 5) into settings; every contradiction is
+    /// Resolves the command line (docs/method.md sections 3 and 5) into settings; every contradiction is
     /// a usage error that says what to type instead.
     public static func resolve(method: String?, selector: String?, merge: String?, variant: Variant,
                                hhRatio: Double?, recentRatio: Double?, budget: Double?, keep: Int?,
@@ -126,7 +126,7 @@ public struct CompressionSettings: Equatable, Sendable {
         return s
     }
 
-    /// The `method` attribute (kv-format.md): canonical JSON of everything that shaped the cache.
+    /// The `method` attribute (docs/format.md): canonical JSON of everything that shaped the cache.
     /// `gqa` says whether the dump groups query heads (only then does `gqa_agg` matter).
     public func canonicalJSON(gqa: Bool) -> String {
         var o: [String: CanonicalJSON.Value] = [

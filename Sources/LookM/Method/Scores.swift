@@ -1,4 +1,4 @@
-/// Score arithmetic shared by the selectors (method.md section 1).
+/// Score arithmetic shared by the selectors (docs/method.md section 1).
 enum Scores {
     /// Aggregates a kv head's query-head vectors: mean and sum in Double (so the order of the
     /// query heads cannot change the rounding), max exactly.

@@ -1,7 +1,7 @@
 import CKernels
 import COpenBLAS
 
-/// Pivots of evicted keys (method.md section 4, rule 9): the kept slot whose key has the highest
+/// Pivots of evicted keys (docs/method.md section 4, rule 9): the kept slot whose key has the highest
 /// cosine with the evicted key, the first one on ties. Rows are normalised in Float32 (each
 /// divided by its L2 norm; a zero row stays zero, so its cosine is 0 with everything and never
 /// NaN), then one sgemm per block of evicted rows with the argmax taken right away, so the full

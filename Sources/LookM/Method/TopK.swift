@@ -1,6 +1,6 @@
 import CTopK
 
-/// Top-k selection, the two ways method.md needs it.
+/// Top-k selection, the two ways docs/method.md needs it.
 enum TopK {
     /// The `k` largest, ties to the lower index (paper variant): positions in rank order.
     static func stable(_ values: [Double], _ k: Int) -> [Int] {

@@ -1,4 +1,4 @@
-/// Loads what a selector needs beyond keys and values (method.md sections 1 and 3): accumulated
+/// Loads what a selector needs beyond keys and values (docs/method.md sections 1 and 3): accumulated
 /// attention from `attn_score` or computed from `query`, and SnapKV's window sums from
 /// `window_attn` or `query`. Missing data is an invalid input naming the layer, the dataset and
 /// the methods that would work.

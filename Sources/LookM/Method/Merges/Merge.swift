@@ -26,7 +26,7 @@ struct Contribution {
     }
 }
 
-/// Folds evicted pairs into kept slots (method.md section 4). One type per merge, registered by
+/// Folds evicted pairs into kept slots (docs/method.md section 4). One type per merge, registered by
 /// name in `MergeRegistry`; all share `MergeApplier` for the arithmetic.
 protocol Merge: Sendable {
     static var name: String { get }

@@ -1,4 +1,4 @@
-/// Chooses which positions of a layer a kv head keeps (method.md section 3). One type per
+/// Chooses which positions of a layer a kv head keeps (docs/method.md section 3). One type per
 /// selector, registered by name in `SelectorRegistry`.
 protocol Selector: Sendable {
     static var name: String { get }
@@ -15,7 +15,7 @@ extension Selector {
     var parameters: Set<SelectorParameter> { [] }
     func need(_ context: LayerContext) -> DataNeed { .none }
 
-    /// The budget rule of method.md section 2, and reference rule 10 (no image: unchanged).
+    /// The budget rule of docs/method.md section 2, and reference rule 10 (no image: unchanged).
     func copyReason(_ context: LayerContext) -> String? {
         if context.hh + context.recent == 0 { return "the budget rounds to no token" }
         if context.length <= context.hh + context.recent { return "the prompt fits the budget" }
