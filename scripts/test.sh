@@ -12,4 +12,4 @@ echo "== swift test" >&2
 swift test 2>&1 | grep -Ev '^(◇|\[[0-9]+/[0-9]+\]) '
 
 echo "== pytest" >&2
-.venv/bin/python -m pytest -q -rs tests/python
+.venv/bin/python -m pytest -q -rs Tests/python
