@@ -14,7 +14,7 @@ let package = Package(
         .library(name: "H5ZLookMZstd", type: .dynamic, targets: ["H5ZLookMZstd"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // HDF5 1.10 (Debian libhdf5-dev). shim.h turns HDF5's macros into functions Swift 6 can call.
@@ -27,10 +27,12 @@ let package = Package(
         .target(name: "CTopK"),
         .target(name: "H5ZLookMZstd", dependencies: ["CHDF5", "CZstd"]),
         .target(name: "LookM", dependencies: ["CHDF5", "CZstd", "COpenBLAS", "CKernels", "CTopK"]),
-        .executableTarget(name: "lookm", dependencies: [
-            "LookM",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "lookm",
+            dependencies: [
+                "LookM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .testTarget(name: "LookMTests", dependencies: ["LookM", "CKernels", "CHDF5"]),
     ],
     swiftLanguageModes: [.v6],

@@ -15,12 +15,15 @@ struct CollectCommand: ParsableCommand {
             """)
 
     @Argument(help: ArgumentHelp("The batch's --out-dir.", valueName: "dir")) var dir: String
-    @Option(help: ArgumentHelp("The batch's manifest: every dump it lists must be done.", valueName: "file")) var manifest: String?
+    @Option(help: ArgumentHelp("The batch's manifest: every dump it lists must be done.", valueName: "file"))
+    var manifest: String?
     @Option(help: "compress or sweep (default: what the results hold).") var kind: String?
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
 
     func validate() throws {
-        if let kind, kind != "compress" && kind != "sweep" { throw ValidationError("--kind \(kind): use compress or sweep") }
+        if let kind, kind != "compress" && kind != "sweep" {
+            throw ValidationError("--kind \(kind): use compress or sweep")
+        }
     }
 
     func run() throws {

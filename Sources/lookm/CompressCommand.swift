@@ -23,49 +23,74 @@ struct CompressCommand: ParsableCommand {
             DIR/results/ (--json also prints them on stdout); `lookm collect DIR` gathers them.
             """)
 
-    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin; several with --out-dir.", valueName: "dump"))
+    @Argument(
+        help: ArgumentHelp("The dump (.h5), or - to read it from stdin; several with --out-dir.", valueName: "dump"))
     var dumps: [String] = []
 
     @OptionGroup var batch: BatchFlags
 
-    @Option(name: [.short, .customLong("output")],
-            help: ArgumentHelp("The cache to write (default: DUMP with .lookm.h5), or - for stdout.", valueName: "file"))
+    @Option(
+        name: [.short, .customLong("output")],
+        help: ArgumentHelp("The cache to write (default: DUMP with .lookm.h5), or - for stdout.", valueName: "file"))
     var output: String?
 
     @Option(help: "A method of docs/method.md section 5 (default: lookm).") var method: String?
-    @Option(help: "Which positions to keep: text-prior, h2o, snapkv, streaming, random, knorm, full.") var selector: String?
+    @Option(help: "Which positions to keep: text-prior, h2o, snapkv, streaming, random, knorm, full.") var selector:
+        String?
     @Option(help: "What happens to evicted pairs: none, avg, pivot, weighted.") var merge: String?
-    @Option(name: .customLong("hh-ratio"), parsing: .unconditional, help: "Heavy hitters as a share of the prompt (default 0.1).") var hhRatio: Double?
-    @Option(name: .customLong("recent-ratio"), parsing: .unconditional, help: "Recent tokens as a share of the prompt (default 0.1).") var recentRatio: Double?
-    @Option(parsing: .unconditional, help: "Keep this share of the prompt, split 1:1 between heavy hitters and recent tokens.") var budget: Double?
+    @Option(
+        name: .customLong("hh-ratio"), parsing: .unconditional,
+        help: "Heavy hitters as a share of the prompt (default 0.1).") var hhRatio: Double?
+    @Option(
+        name: .customLong("recent-ratio"), parsing: .unconditional,
+        help: "Recent tokens as a share of the prompt (default 0.1).") var recentRatio: Double?
+    @Option(
+        parsing: .unconditional,
+        help: "Keep this share of the prompt, split 1:1 between heavy hitters and recent tokens.") var budget: Double?
     @Option(parsing: .unconditional, help: "Keep this many tokens, split 1:1.") var keep: Int?
-    @Option(help: "paper (the clean definitions) or reference (the authors' code, bit for bit).") var variant: Variant = .paper
-    @Option(name: .customLong("gqa-agg"), help: "How a kv head aggregates its query heads' scores (default: mean).") var gqaAgg: GQAAggregation?
+    @Option(help: "paper (the clean definitions) or reference (the authors' code, bit for bit).") var variant: Variant =
+        .paper
+    @Option(name: .customLong("gqa-agg"), help: "How a kv head aggregates its query heads' scores (default: mean).")
+    var gqaAgg: GQAAggregation?
     @Option(parsing: .unconditional, help: "snapkv: observation window in queries (default 32).") var window: Int?
     @Option(parsing: .unconditional, help: "snapkv: pooling kernel width, odd (default 7).") var kernel: Int?
     @Option(parsing: .unconditional, help: "streaming: attention sinks kept at the start (default 4).") var sinks: Int?
     @Option(parsing: .unconditional, help: "random: the seed (default 0).") var seed: UInt64?
     @Option(help: "Codec of the cache's tensors (default: zstd).") var codec: CodecName = .zstd
     @Option(parsing: .unconditional, help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
-    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the output is the same for any value.")
+    @Option(
+        parsing: .unconditional,
+        help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the output is the same for any value.")
     var threads: Int?
-    @Flag(help: "Replace an existing output file (batch mode: also outputs made with other settings).") var force = false
-    @Flag(help: "Print the per-layer summary as one JSON document on stdout (keys in docs/compress.md).") var json = false
+    @Flag(help: "Replace an existing output file (batch mode: also outputs made with other settings).") var force =
+        false
+    @Flag(help: "Print the per-layer summary as one JSON document on stdout (keys in docs/compress.md).") var json =
+        false
 
     func validate() throws {
         try batch.validate(inputs: dumps, extra: output != nil ? "-o" : nil)
         guard !batch.isBatch else { return }
         guard dumps.count == 1 else {
-            throw ValidationError(dumps.isEmpty ? "give a dump to compress" : "\(dumps.count) dumps given: compress several with --out-dir DIR (batch mode)")
+            throw ValidationError(
+                dumps.isEmpty
+                    ? "give a dump to compress"
+                    : "\(dumps.count) dumps given: compress several with --out-dir DIR (batch mode)")
         }
         let dump = dumps[0]
-        if json && output == "-" { throw ValidationError("--json prints to stdout, which -o - already uses for the cache; write the cache to a file, or drop --json") }
-        if dump == "-" && output == nil { throw ValidationError("reading the dump from stdin needs -o FILE (or -o - for stdout)") }
+        if json && output == "-" {
+            throw ValidationError(
+                "--json prints to stdout, which -o - already uses for the cache; write the cache to a file, or drop --json"
+            )
+        }
+        if dump == "-" && output == nil {
+            throw ValidationError("reading the dump from stdin needs -o FILE (or -o - for stdout)")
+        }
     }
 
     func run() throws {
         let settings = try CompressionSettings.resolve(
-            method: method, selector: selector, merge: merge, variant: variant, hhRatio: hhRatio, recentRatio: recentRatio,
+            method: method, selector: selector, merge: merge, variant: variant, hhRatio: hhRatio,
+            recentRatio: recentRatio,
             budget: budget, keep: keep, gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed,
             codec: try Codec.parse(codec.rawValue, level: level))
         let threads = try Parallel.workers(threads, flag: "--threads")
@@ -75,11 +100,14 @@ struct CompressCommand: ParsableCommand {
         }
         let dump = dumps[0]
         let input = try InputFile(dump)
-        try StandardOutput.requireNotInput()   // -o - and --json print there
-        let destination: CacheDestination = output == "-" ? .stdout : .file(output ?? Compressor.defaultOutput(for: dump))
+        try StandardOutput.requireNotInput()  // -o - and --json print there
+        let destination: CacheDestination =
+            output == "-" ? .stdout : .file(output ?? Compressor.defaultOutput(for: dump))
         let progress = Progress("compress: layer")
-        let summary = try Compressor.run(input: input, destination: destination, force: force, settings: settings,
-                                         threads: threads) { progress.update($0, of: $1) }
+        let summary = try Compressor.run(
+            input: input, destination: destination, force: force, settings: settings,
+            threads: threads
+        ) { progress.update($0, of: $1) }
         progress.finish()
         printError(summary.line)
         if json { try StandardOutput.print(try summary.json()) }

@@ -12,5 +12,8 @@ struct LookmCommand: ParsableCommand {
             File formats: docs/format.md; what compress computes: docs/method.md.
             """,
         version: lookmVersion,
-        subcommands: [CompressCommand.self, ReportCommand.self, SweepCommand.self, CollectCommand.self, InspectCommand.self, SynthCommand.self])
+        subcommands: [
+            CompressCommand.self, ReportCommand.self, SweepCommand.self, CollectCommand.self, InspectCommand.self,
+            SynthCommand.self,
+        ])
 }

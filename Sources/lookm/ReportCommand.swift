@@ -25,19 +25,25 @@ struct ReportCommand: ParsableCommand {
 
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(help: "Rows: total (one summary), layer, or head.") var by: ReportLevel = .total
-    @Option(help: ArgumentHelp("Also draw fidelity (or memory) per layer as an SVG.", valueName: "file.svg")) var plot: String?
+    @Option(help: ArgumentHelp("Also draw fidelity (or memory) per layer as an SVG.", valueName: "file.svg")) var plot:
+        String?
     @Flag(help: "Replace an existing --plot file.") var force = false
-    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core).") var threads: Int?
+    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core).")
+    var threads: Int?
 
     func validate() throws {
-        if reference == "-" && cache == "-" { throw ValidationError("only one of the cache and --reference can come from stdin") }
+        if reference == "-" && cache == "-" {
+            throw ValidationError("only one of the cache and --reference can come from stdin")
+        }
     }
 
     func run() throws {
-        let cacheFile = try InputFile(cache), referenceFile = try reference.map { try InputFile($0) }
+        let cacheFile = try InputFile(cache)
+        let referenceFile = try reference.map { try InputFile($0) }
         let plotOutput = try plot.map { try TextOutput(path: $0, force: force) }
         try StandardOutput.requireNotInput()
-        let report = try Reporter.report(cache: cacheFile, reference: referenceFile, threads: try Parallel.workers(threads, flag: "--threads"))
+        let report = try Reporter.report(
+            cache: cacheFile, reference: referenceFile, threads: try Parallel.workers(threads, flag: "--threads"))
         if let plotOutput { try report.plot.write(to: plotOutput) }
         try StandardOutput.print(try report.render(format, by: by))
     }

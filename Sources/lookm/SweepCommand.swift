@@ -17,7 +17,8 @@ struct SweepCommand: ParsableCommand {
             results and DIR/results/ work as for compress; `lookm collect DIR` merges the tables.
             """)
 
-    @Argument(help: ArgumentHelp("The dump (.h5), or - to read it from stdin; several with --out-dir.", valueName: "dump"))
+    @Argument(
+        help: ArgumentHelp("The dump (.h5), or - to read it from stdin; several with --out-dir.", valueName: "dump"))
     var dumps: [String] = []
 
     @OptionGroup var batch: BatchFlags
@@ -27,11 +28,20 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Comma-separated budgets (shares of the prompt to keep).")
     var budgets = Sweeper.defaultBudgets.map { "\($0)" }.joined(separator: ",")
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
-    @Option(help: ArgumentHelp("Also draw memory against fidelity per method as an SVG.", valueName: "file.svg")) var plot: String?
-    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); results are the same for any value.") var jobs: Int?
-    @Option(name: .customLong("keep-caches"), help: ArgumentHelp("Also write every setting's cache into this directory.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Also draw memory against fidelity per method as an SVG.", valueName: "file.svg"))
+    var plot: String?
+    @Option(
+        parsing: .unconditional,
+        help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); results are the same for any value.")
+    var jobs: Int?
+    @Option(
+        name: .customLong("keep-caches"),
+        help: ArgumentHelp("Also write every setting's cache into this directory.", valueName: "dir"))
     var keepCaches: String?
-    @Flag(help: "Replace an existing --plot file and, with --keep-caches, existing caches (batch mode: also sweep results of other settings).") var force = false
+    @Flag(
+        help:
+            "Replace an existing --plot file and, with --keep-caches, existing caches (batch mode: also sweep results of other settings)."
+    ) var force = false
     @Flag(help: "Batch mode: also print each dump's result record on stdout (JSON lines).") var json = false
 
     func validate() throws {
@@ -39,7 +49,10 @@ struct SweepCommand: ParsableCommand {
         if !batch.isBatch {
             if json { throw ValidationError("--json is for batch mode; for one dump use --format json") }
             guard dumps.count == 1 else {
-                throw ValidationError(dumps.isEmpty ? "give a dump to sweep" : "\(dumps.count) dumps given: sweep several with --out-dir DIR (batch mode)")
+                throw ValidationError(
+                    dumps.isEmpty
+                        ? "give a dump to sweep"
+                        : "\(dumps.count) dumps given: sweep several with --out-dir DIR (batch mode)")
             }
         }
     }
@@ -51,19 +64,24 @@ struct SweepCommand: ParsableCommand {
             }
             return b
         }
-        let settings = try Sweeper.settings(methods: try list(methods, flag: "--methods", example: "lookm,h2o"),
-                                            budgets: budgetValues, codec: .zstd(level: 3))
+        let settings = try Sweeper.settings(
+            methods: try list(methods, flag: "--methods", example: "lookm,h2o"),
+            budgets: budgetValues, codec: .zstd(level: 3))
         let threads = try Parallel.workers(jobs, flag: "--jobs")
         if batch.isBatch {
-            try batch.run(.sweep(settings: settings, threads: threads, keepCaches: keepCaches), dumps: dumps, force: force, json: json)
+            try batch.run(
+                .sweep(settings: settings, threads: threads, keepCaches: keepCaches), dumps: dumps, force: force,
+                json: json)
             return
         }
         let dump = try InputFile(dumps[0])
         let plotOutput = try plot.map { try TextOutput(path: $0, force: force) }
         try StandardOutput.requireNotInput()
         let progress = Progress("sweep: layer")
-        let result = try Sweeper.run(dump: dump, settings: settings, threads: threads,
-                                     keepCaches: keepCaches, force: force) { progress.update($0, of: $1) }
+        let result = try Sweeper.run(
+            dump: dump, settings: settings, threads: threads,
+            keepCaches: keepCaches, force: force
+        ) { progress.update($0, of: $1) }
         progress.finish()
         if let plotOutput { try result.plot.write(to: plotOutput) }
         try StandardOutput.print(try result.render(format))
@@ -71,7 +89,9 @@ struct SweepCommand: ParsableCommand {
 
     /// A comma-separated flag's entries; an empty one (`0.1,,0.2`) is a typo, not something to skip.
     private func list(_ text: String, flag: String, example: String) throws -> [String] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
         if parts.contains("") { throw LookMError.usage("\(flag) \(text): an entry is empty; e.g. \(flag) \(example)") }
         return parts
     }

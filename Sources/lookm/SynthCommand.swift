@@ -36,35 +36,56 @@ struct SynthCommand: ParsableCommand {
 
     @Option(parsing: .unconditional, help: "Layers.") var layers = 4
     @Option(parsing: .unconditional, help: "Query heads.") var heads = 8
-    @Option(name: .customLong("kv-heads"), parsing: .unconditional, help: "Key/value heads (default: --heads; fewer means grouped-query attention).")
+    @Option(
+        name: .customLong("kv-heads"), parsing: .unconditional,
+        help: "Key/value heads (default: --heads; fewer means grouped-query attention).")
     var kvHeads: Int?
     @Option(name: .customLong("head-dim"), parsing: .unconditional, help: "Head dimension.") var headDim = 64
     @Option(parsing: .unconditional, help: "Images in the prompt.") var images = 2
-    @Option(name: .customLong("image-tokens"), parsing: .unconditional, help: "Tokens per image (LLaVA-1.5: 576).") var imageTokens = 144
-    @Option(name: .customLong("text-tokens"), parsing: .unconditional, help: "Text tokens in the prompt.") var textTokens = 160
+    @Option(name: .customLong("image-tokens"), parsing: .unconditional, help: "Tokens per image (LLaVA-1.5: 576).")
+    var imageTokens = 144
+    @Option(name: .customLong("text-tokens"), parsing: .unconditional, help: "Text tokens in the prompt.")
+    var textTokens = 160
     @Option(help: "Element type of keys, values and queries.") var dtype: ElementType = .float16
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Flag(help: "Store the prefill queries (/layers/i/query).") var query = false
-    @Option(parsing: .unconditional, help: "Store this many probe queries (/layers/i/probe_query, /probe/position).") var probes = 0
-    @Option(parsing: .unconditional, help: "Store the attention rows of the last N queries (/layers/i/window_attn).") var window = 0
+    @Option(parsing: .unconditional, help: "Store this many probe queries (/layers/i/probe_query, /probe/position).")
+    var probes = 0
+    @Option(parsing: .unconditional, help: "Store the attention rows of the last N queries (/layers/i/window_attn).")
+    var window = 0
     @Option(help: "Codec of the tensors (exporters usually write none).") var codec: CodecName = .none
     @Option(parsing: .unconditional, help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
-    @Option(parsing: .unconditional, help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the file is the same for any value.")
+    @Option(
+        parsing: .unconditional,
+        help: "Worker threads (default: SLURM_CPUS_PER_TASK, else every core); the file is the same for any value.")
     var threads: Int?
 
     func run() throws {
         var o = SynthOptions()
-        o.layers = layers; o.heads = heads; o.kvHeads = kvHeads; o.headDim = headDim
-        o.images = images; o.imageTokens = imageTokens; o.textTokens = textTokens
-        o.dtype = dtype; o.seed = seed; o.storeQuery = query; o.probes = probes; o.window = window
+        o.layers = layers
+        o.heads = heads
+        o.kvHeads = kvHeads
+        o.headDim = headDim
+        o.images = images
+        o.imageTokens = imageTokens
+        o.textTokens = textTokens
+        o.dtype = dtype
+        o.seed = seed
+        o.storeQuery = query
+        o.probes = probes
+        o.window = window
         o.codec = try Codec.parse(codec.rawValue, level: level)
         let start = ContinuousClock.now
         let progress = Progress("synth: layer")
-        let summary = try SyntheticDump.write(o, to: output, force: force, threads: try Parallel.workers(threads, flag: "--threads")) {
+        let summary = try SyntheticDump.write(
+            o, to: output, force: force, threads: try Parallel.workers(threads, flag: "--threads")
+        ) {
             progress.update($0, of: $1)
         }
         progress.finish()
         let seconds = (ContinuousClock.now - start).seconds
-        printError("lookm: wrote \(summary.path): \(layers) layers, \(summary.seqLen) tokens, \(Formatting.bytes(summary.fileBytes)) in \(seconds.formatted(2)) s")
+        printError(
+            "lookm: wrote \(summary.path): \(layers) layers, \(summary.seqLen) tokens, \(Formatting.bytes(summary.fileBytes)) in \(seconds.formatted(2)) s"
+        )
     }
 }

@@ -1,7 +1,8 @@
 import ArgumentParser
 import LookM
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Every failure leaves through here: one line on stderr and the exit code of the README's table.
@@ -13,10 +14,10 @@ do {
     var command = try LookmCommand.parseAsRoot()
     try command.run()
 } catch let error as LookMError {
-    if !error.message.isEmpty { printError("lookm: \(error.message)") }   // empty: a closed pipe, quiet
+    if !error.message.isEmpty { printError("lookm: \(error.message)") }  // empty: a closed pipe, quiet
     // _exit: after a failed write (disk full) HDF5's exit-time cleanup retries the flush of the
     // file it could not close and can crash; every temporary file is already gone by now.
-    fflush(nil)   // what a command printed before failing (collect's table) still reaches stdout
+    fflush(nil)  // what a command printed before failing (collect's table) still reaches stdout
     _exit(error.exitCode)
 } catch {
     let code = LookmCommand.exitCode(for: error)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LookM
 
 @Suite struct BatchTests {
@@ -19,7 +20,9 @@ import Testing
     @Test(arguments: ["4/4", "-1/4", "0/0", "1", "a/b", "1/2/3", ""])
     func badShardsAreUsageErrors(text: String) {
         #expect(throws: LookMError.self) { try Shard(parsing: text) }
-        do { _ = try Shard(parsing: text) } catch let e as LookMError { #expect(e.kind == .usage) } catch { Issue.record("\(error)") }
+        do { _ = try Shard(parsing: text) } catch let e as LookMError { #expect(e.kind == .usage) } catch {
+            Issue.record("\(error)")
+        }
     }
 
     @Test func manifestSkipsCommentsAndResolvesAgainstItsFolder() throws {
@@ -27,7 +30,8 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let manifest = dir.appendingPathComponent("m.txt").path
-        try "# comment\n\n  a.h5  \nsub/../b.h5\n/abs/c.h5\n   # indented comment\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        try "# comment\n\n  a.h5  \nsub/../b.h5\n/abs/c.h5\n   # indented comment\n".write(
+            toFile: manifest, atomically: true, encoding: .utf8)
         let inputs = try BatchInputs(arguments: ["/x/first.h5"], manifest: manifest)
         #expect(inputs.items.map(\.dump) == ["/x/first.h5", dir.path + "/a.h5", dir.path + "/b.h5", "/abs/c.h5"])
         #expect(inputs.items.map(\.stem) == ["first", "a", "b", "c"])
@@ -39,7 +43,9 @@ import Testing
             _ = try BatchInputs(arguments: ["/a/d.h5", "/b/d.h5", "/c/e.h5"], manifest: nil)
             Issue.record("no error")
         } catch let e as LookMError {
-            #expect(e.kind == .usage && e.message.contains("/a/d.h5") && e.message.contains("/b/d.h5") && !e.message.contains("/c/e.h5"))
+            #expect(
+                e.kind == .usage && e.message.contains("/a/d.h5") && e.message.contains("/b/d.h5")
+                    && !e.message.contains("/c/e.h5"))
         } catch { Issue.record("\(error)") }
     }
 
@@ -54,12 +60,16 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Directories.make(dir + "/results")
         func record(_ status: BatchRecord.Status, _ time: String) -> BatchRecord {
-            BatchRecord(command: "compress", dump: "/d/x.h5", output: dir + "/x.lookm.h5", status: status, error: status == .failed ? "boom" : nil,
-                        exitCode: status == .failed ? 3 : 0, seconds: 1, time: time, shard: "0/1", host: "h", pid: 1)
+            BatchRecord(
+                command: "compress", dump: "/d/x.h5", output: dir + "/x.lookm.h5", status: status,
+                error: status == .failed ? "boom" : nil,
+                exitCode: status == .failed ? 3 : 0, seconds: 1, time: time, shard: "0/1", host: "h", pid: 1)
         }
         // The later record is in the earlier-sorting file: time decides, not file order.
-        try (try record(.failed, "2026-12-02T10:00:00.000Z").line() + "\n").write(toFile: dir + "/results/0-of-1.h.2.jsonl", atomically: true, encoding: .utf8)
-        try (try record(.skipped, "2026-12-02T09:00:00.000Z").line() + "\nnot json\n").write(toFile: dir + "/results/0-of-1.h.3.jsonl", atomically: true, encoding: .utf8)
+        try (try record(.failed, "2026-12-02T10:00:00.000Z").line() + "\n").write(
+            toFile: dir + "/results/0-of-1.h.2.jsonl", atomically: true, encoding: .utf8)
+        try (try record(.skipped, "2026-12-02T09:00:00.000Z").line() + "\nnot json\n").write(
+            toFile: dir + "/results/0-of-1.h.3.jsonl", atomically: true, encoding: .utf8)
         let c = try Collector.collect(outDir: dir, manifest: nil, kind: nil)
         #expect(c.records.map(\.status) == [.failed])
         #expect(c.problems.map(\.kind).sorted { $0.rawValue < $1.rawValue } == [.failed, .unreadable])

@@ -5,7 +5,8 @@ import Testing
 @Suite struct ConversionTests {
     @Test func halfToFloatMatchesScalarForEveryBitPattern() {
         let all = (0...0xFFFF).map { UInt16($0) }
-        var fast = [Float](repeating: 0, count: all.count), slow = fast
+        var fast = [Float](repeating: 0, count: all.count)
+        var slow = fast
         lookm_f16_to_f32(all, &fast, all.count)
         lookm_f16_to_f32_scalar(all, &slow, all.count)
         for i in all.indices {
@@ -17,18 +18,21 @@ import Testing
     }
 
     @Test func floatToHalfRoundsToNearestEven() {
-        var inputs: [Float] = [0, -0, 1, -1, 65504, 65519.996, 65520, -65520, 1e-8, 2.9802322e-8, 2.9802326e-8,
-                               5.9604645e-8, 6.1035156e-5, 6.097555e-5, .infinity, -.infinity, .greatestFiniteMagnitude,
-                               1.00048828125, 1.00146484375, 0.333333333]
+        var inputs: [Float] = [
+            0, -0, 1, -1, 65504, 65519.996, 65520, -65520, 1e-8, 2.9802322e-8, 2.9802326e-8,
+            5.9604645e-8, 6.1035156e-5, 6.097555e-5, .infinity, -.infinity, .greatestFiniteMagnitude,
+            1.00048828125, 1.00146484375, 0.333333333,
+        ]
         var state: UInt64 = 42
         for _ in 0..<200_000 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             let bits = UInt32(truncatingIfNeeded: state >> 32)
             // Bias towards the half range so subnormals, normals and overflow all appear.
             let exp = UInt32(96 + (bits >> 24) % 50) << 23
             inputs.append(Float(bitPattern: (bits & 0x807F_FFFF) | exp))
         }
-        var fast = [UInt16](repeating: 0, count: inputs.count), slow = fast
+        var fast = [UInt16](repeating: 0, count: inputs.count)
+        var slow = fast
         lookm_f32_to_f16(inputs, &fast, inputs.count)
         lookm_f32_to_f16_scalar(inputs, &slow, inputs.count)
         for i in inputs.indices {
@@ -50,7 +54,7 @@ import Testing
         lookm_f32_to_bf16(ties, &out, 3)
         #expect(out[0] == 0x3F80)
         #expect(out[1] == 0x3F82)
-        #expect(out[2] & 0x7FC0 == 0x7FC0)   // NaN stays a quiet NaN
+        #expect(out[2] & 0x7FC0 == 0x7FC0)  // NaN stays a quiet NaN
     }
 
     @Test func nonFiniteScanFindsTheFirstBadValue() {

@@ -1,6 +1,7 @@
-import Foundation
 import CHDF5
+import Foundation
 import Testing
+
 @testable import LookM
 
 /// `--variant reference` against the authors' implementation: every `/expected/<kv_mode>@<j>` group
@@ -38,8 +39,10 @@ import Testing
         let path = "\(GoldenDumpTests.directory)/\(group.file)"
         let file = try H5File.openForReading(path)
         let expected = "/expected/\(group.name)"
-        let attrs = H5Attributes(owner: try file.site.own(H5Gopen2(file.handle.id, expected, h5_default()), expected, "open", closer: H5Gclose),
-                                 site: file.site, objectPath: expected)
+        let attrs = H5Attributes(
+            owner: try file.site.own(
+                H5Gopen2(file.handle.id, expected, h5_default()), expected, "open", closer: H5Gclose),
+            site: file.site, objectPath: expected)
         let mode = try #require(try attrs.string("kv_mode"))
         let (selector, merge) = try #require(Self.modes[mode])
         let settings = try CompressionSettings.resolve(
@@ -47,8 +50,9 @@ import Testing
             hhRatio: try attrs.double("hh_ratio"), recentRatio: try attrs.double("recent_ratio"),
             budget: nil, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: .none)
         let dir = TemporaryDirectory()
-        _ = try Compressor.run(input: try InputFile(path), destination: .file(dir.file("cache.h5")), force: false,
-                               settings: settings, threads: 2)
+        _ = try Compressor.run(
+            input: try InputFile(path), destination: .file(dir.file("cache.h5")), force: false,
+            settings: settings, threads: 2)
         let cache = try CacheReader(path: dir.file("cache.h5"))
         for i in 0..<cache.shape.numLayers {
             let layer = try cache.layer(i)
@@ -58,10 +62,16 @@ import Testing
                 guard layer.kept == want.rows else { continue }
                 let got = name == "key" ? layer.key : layer.value
                 for h in 0..<cache.shape.numKVHeads {
-                    let a = try got.read(head: h), b = try want.read(head: h)
-                    var worst: Float = 0, at = 0
-                    for j in a.indices where abs(a[j] - b[j]) > worst { worst = abs(a[j] - b[j]); at = j }
-                    #expect(worst <= 1e-4, "layer \(i) \(name) head \(h): slot \(at / cache.shape.headDim) off by \(worst)")
+                    let a = try got.read(head: h)
+                    let b = try want.read(head: h)
+                    var worst: Float = 0
+                    var at = 0
+                    for j in a.indices where abs(a[j] - b[j]) > worst {
+                        worst = abs(a[j] - b[j])
+                        at = j
+                    }
+                    #expect(
+                        worst <= 1e-4, "layer \(i) \(name) head \(h): slot \(at / cache.shape.headDim) off by \(worst)")
                 }
             }
         }
@@ -77,10 +87,14 @@ enum H5Names {
         defer { H5Gclose(g) }
         withUnsafeMutablePointer(to: &names) { ptr in
             var idx: hsize_t = 0
-            _ = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, { _, name, _, data in
-                if let name, let data { data.assumingMemoryBound(to: [String].self).pointee.append(String(cString: name)) }
-                return 0
-            }, ptr)
+            _ = H5Literate(
+                g, H5_INDEX_NAME, H5_ITER_INC, &idx,
+                { _, name, _, data in
+                    if let name, let data {
+                        data.assumingMemoryBound(to: [String].self).pointee.append(String(cString: name))
+                    }
+                    return 0
+                }, ptr)
         }
         return names.sorted()
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LookM
 
 /// The golden dumps (../shared/golden, made from the authors' code) are valid dumps: lookm reads

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LookM
 
 /// lookm's zstd filter against h5py + hdf5plugin, both directions, every element type.
@@ -18,7 +19,8 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = ["-c", code] + args
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LookM
 
 /// Merges on 2-dimensional keys whose cosines can be read off a drawing.
@@ -13,7 +14,8 @@ import Testing
         let settings = try CompressionSettings.resolve(
             method: nil, selector: "h2o", merge: merge, variant: variant, hhRatio: 0.2, recentRatio: 0.2,
             budget: nil, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: .none)
-        let context = LayerContext(settings: settings, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
+        let context = LayerContext(
+            settings: settings, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
         let m = MergeRegistry.merge(named: merge)!
         return try keys.withUnsafeBufferPointer { kb in
             try values.withUnsafeBufferPointer { vb in
@@ -24,7 +26,9 @@ import Testing
                 #expect(abs(plan.cosine[0] - expected) < 1e-6)
                 #expect(plan.cosine[1] == 1 && plan.cosine[2] == 0)
                 let p = m.participants([plan], context)
-                return MergeApplier.apply(plan, m.contributions(plan, participants: p?[0], context), keys: kb, values: vb, headDim: 2, length: 5)
+                return MergeApplier.apply(
+                    plan, m.contributions(plan, participants: p?[0], context), keys: kb, values: vb, headDim: 2,
+                    length: 5)
             }
         }
     }
@@ -38,7 +42,8 @@ import Testing
     @Test func avgIsTheMeanOfSlotAndFoldedPairs() throws {
         let o = try Self.run("avg")
         // slot 0 <- (k0 + k1 + k4) / 3; slot 1 <- (k3 + k2) / 2.
-        let third: Float = 1.0 / 3, v0: Float = 80.0 / 3
+        let third: Float = 1.0 / 3
+        let v0: Float = 80.0 / 3
         #expect(o.keys == [1, third, 0, 2] && o.values == [v0, 0, 35, 0])
         #expect(o.merged == [2, 1] && o.slotOf == [0, 0, 1, 1, 0])
     }
@@ -47,7 +52,9 @@ import Testing
         let o = try Self.run("pivot")
         // slot 0 <- (k0 + (k1 + k0)/2 + (k4 + k0)/2) / 3 = (1 + 1.5 + 0.5, 0 + 0.5 + 0) / 3;
         // slot 1 <- (k3 + (k2 + k3)/2) / 2 = ((0, 1) + (0, 2)) / 2. Values: (10 + 15 + 30) / 3, (40 + 35) / 2.
-        let k0: Float = 0.5 / 3, v0: Float = 55.0 / 3, v1: Float = 75.0 / 2
+        let k0: Float = 0.5 / 3
+        let v0: Float = 55.0 / 3
+        let v1: Float = 75.0 / 2
         #expect(o.keys == [1, k0, 0, 1.5])
         #expect(o.values == [v0, 0, v1, 0])
         #expect(o.merged == [2, 1])
@@ -58,7 +65,9 @@ import Testing
         // cosines 0.894, 1, 0: mean 0.631, so position 4 (zero key) is dropped; weights are raw cosines.
         let w = 2 / Float(5).squareRoot()
         #expect(o.slotOf == [0, 0, 1, 1, -1] && o.merged == [1, 1])
-        let k0: Float = (1 + w * 2) / 2, k1: Float = w / 2, v0: Float = (10 + w * 20) / 2
+        let k0: Float = (1 + w * 2) / 2
+        let k1: Float = w / 2
+        let v0: Float = (10 + w * 20) / 2
         #expect(o.keys == [k0, k1, 0, 2])
         #expect(o.values == [v0, 0, 35, 0])
     }
@@ -78,13 +87,16 @@ import Testing
         let settings = try CompressionSettings.resolve(
             method: nil, selector: "h2o", merge: "avg", variant: .reference, hhRatio: 0.2, recentRatio: 0.2,
             budget: nil, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: .none)
-        let context = LayerContext(settings: settings, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
+        let context = LayerContext(
+            settings: settings, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
         let p = AverageMerge().participants([plan], context)!
         #expect(p == [[false, true, false]])
         let c = AverageMerge().contributions(plan, participants: p[0], context)
         #expect(c.count == 1 && c[0].source == 1 && c[0].accounted == 2 && c[0].slot == 1)
         let o = Self.keys.withUnsafeBufferPointer { kb in
-            Self.values.withUnsafeBufferPointer { vb in MergeApplier.apply(plan, c, keys: kb, values: vb, headDim: 2, length: 5) }
+            Self.values.withUnsafeBufferPointer { vb in
+                MergeApplier.apply(plan, c, keys: kb, values: vb, headDim: 2, length: 5)
+            }
         }
         // slot 1 <- (k3 + k1) / 2 = ((0, 1) + (2, 1)) / 2: position 1's row, though slot_of names 2.
         #expect(o.keys == [1, 0, 1, 1] && o.slotOf == [0, -1, 1, 1, -1])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LookM
 
 @Suite struct ReportTests {
@@ -10,16 +11,22 @@ import Testing
     }
 
     @Test func fullCacheHasNoErrorAndPerfectRecall() {
-        let keys: [Float] = [1, 0, 0, 1, 1, 1], values: [Float] = [1, 2, 3, 4, 5, 6]
-        let head = LayerCompressor.Head(position: [0, 1, 2], keys: keys, values: values, merged: [0, 0, 0], slotOf: [0, 1, 2])
+        let keys: [Float] = [1, 0, 0, 1, 1, 1]
+        let values: [Float] = [1, 2, 3, 4, 5, 6]
+        let head = LayerCompressor.Head(
+            position: [0, 1, 2], keys: keys, values: values, merged: [0, 0, 0], slotOf: [0, 1, 2])
         let ws = Workspace()
         let f = keys.withUnsafeBufferPointer { k in
             values.withUnsafeBufferPointer { v in
                 let full = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slot: 0)
                 let same = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slot: 2)
-                let reference = Fidelity.reference(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], full: full, headDim: 2, scale: 0.7, workspace: ws)
-                return Fidelity.measure(queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], reference: reference, compressed: same, headDim: 2,
-                                        scale: 0.7, head: head, modality: [.text, .image, .image], workspace: ws)
+                let reference = Fidelity.reference(
+                    queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], full: full, headDim: 2, scale: 0.7,
+                    workspace: ws)
+                return Fidelity.measure(
+                    queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], reference: reference, compressed: same,
+                    headDim: 2,
+                    scale: 0.7, head: head, modality: [.text, .image, .image], workspace: ws)
             }
         }
         #expect(f.outputError == 0 && abs(f.outputCosine! - 1) < 1e-12 && f.recallKept == 1 && f.recallMerged == 0)
@@ -36,9 +43,12 @@ import Testing
 
     /// Well-formedness is checked from Python (ElementTree); here the structure and escaping.
     @Test func svgHasOneGroupPerSeriesAndEscapesText() throws {
-        let plot = SVGPlot(title: "a < b & c", xLabel: "x", yLabel: "y", series: [
-            .init(name: "lookm", points: [(0.1, 0.5), (0.2, 0.3)]), .init(name: "random", points: [(0.1, 0.9), (0.2, 0.8)]),
-        ])
+        let plot = SVGPlot(
+            title: "a < b & c", xLabel: "x", yLabel: "y",
+            series: [
+                .init(name: "lookm", points: [(0.1, 0.5), (0.2, 0.3)]),
+                .init(name: "random", points: [(0.1, 0.9), (0.2, 0.8)]),
+            ])
         #expect(plot.svg.components(separatedBy: #"<g class="series""#).count - 1 == 2)
         #expect(plot.svg.contains(#"data-name="lookm""#) && plot.svg.contains(#"data-name="random""#))
         #expect(plot.svg.contains("a &lt; b &amp; c"))

@@ -1,20 +1,26 @@
 import Testing
+
 @testable import LookM
 
 /// Selectors on hand-made inputs small enough to check by hand.
-private let T = Modality.text, I = Modality.image
+private let T = Modality.text
+private let I = Modality.image
 
 @Suite struct SelectorTests {
-    static func context(_ modality: [Modality], hh: Double, recent: Double, selector: String = "text-prior",
-                        merge: String = "none", variant: Variant = .paper, group: Int = 1,
-                        gqa: GQAAggregation? = nil, window: Int? = nil, kernel: Int? = nil, sinks: Int? = nil) throws -> LayerContext {
+    static func context(
+        _ modality: [Modality], hh: Double, recent: Double, selector: String = "text-prior",
+        merge: String = "none", variant: Variant = .paper, group: Int = 1,
+        gqa: GQAAggregation? = nil, window: Int? = nil, kernel: Int? = nil, sinks: Int? = nil
+    ) throws -> LayerContext {
         let settings = try CompressionSettings.resolve(
             method: nil, selector: selector, merge: merge, variant: variant, hhRatio: hh, recentRatio: recent,
             budget: nil, keep: nil, gqaAgg: gqa, window: window, kernel: kernel, sinks: sinks, seed: nil, codec: .none)
         return LayerContext(settings: settings, layer: 0, modality: modality, groupSize: group)
     }
 
-    static func select(_ c: LayerContext, scores: [Float]? = nil, keys: [Float]? = nil, window: [[Double]]? = nil, D: Int = 1) throws -> [Int] {
+    static func select(
+        _ c: LayerContext, scores: [Float]? = nil, keys: [Float]? = nil, window: [[Double]]? = nil, D: Int = 1
+    ) throws -> [Int] {
         let selector = SelectorRegistry.selector(named: c.settings.selector)!
         let k = keys ?? [Float](repeating: 1, count: c.length * D)
         return try k.withUnsafeBufferPointer {
@@ -37,7 +43,7 @@ private let T = Modality.text, I = Modality.image
         let tp = try Self.select(Self.context(m, hh: 0.3, recent: 0.2), scores: scores)
         let h2o = try Self.select(Self.context(m, hh: 0.3, recent: 0.2, selector: "h2o"), scores: scores)
         #expect(tp == h2o)
-        #expect(tp == [4, 5, 7, 8, 9])    // 9, 6, 5(pos 4, lower than pos 8 which is recent anyway)
+        #expect(tp == [4, 5, 7, 8, 9])  // 9, 6, 5(pos 4, lower than pos 8 which is recent anyway)
     }
 
     @Test func textPriorOnAllImagePromptUsesScores() throws {
@@ -73,16 +79,21 @@ private let T = Modality.text, I = Modality.image
 
     @Test func streamingKeepsSinksAndTheMostRecent() throws {
         let m = [Modality](repeating: T, count: 20)
-        #expect(try Self.select(Self.context(m, hh: 0.2, recent: 0.1, selector: "streaming", sinks: 2)) == [0, 1, 16, 17, 18, 19])
+        #expect(
+            try Self.select(Self.context(m, hh: 0.2, recent: 0.1, selector: "streaming", sinks: 2)) == [
+                0, 1, 16, 17, 18, 19,
+            ])
         // More sinks than the budget: the budget wins.
-        #expect(try Self.select(Self.context(m, hh: 0.1, recent: 0.1, selector: "streaming", sinks: 9)) == [0, 1, 2, 3])
+        #expect(
+            try Self.select(Self.context(m, hh: 0.1, recent: 0.1, selector: "streaming", sinks: 9)) == [0, 1, 2, 3])
     }
 
     @Test func keyNormPrefersSmallAndZeroKeys() throws {
         let m = [Modality](repeating: T, count: 10)
         // D = 2: norms 5, 0 (zero key), 1, 1, 3, ... ; ties to the lower position.
         let keys: [Float] = [3, 4, 0, 0, 1, 0, 0, 1, 3, 0, 2, 2, 9, 9, 9, 9, 9, 9, 9, 9]
-        #expect(try Self.select(Self.context(m, hh: 0.3, recent: 0.1, selector: "knorm"), keys: keys, D: 2) == [1, 2, 3, 9])
+        #expect(
+            try Self.select(Self.context(m, hh: 0.3, recent: 0.1, selector: "knorm"), keys: keys, D: 2) == [1, 2, 3, 9])
     }
 
     @Test func snapkvPoolsWithZeroPaddingAndAggregatesQueryHeads() throws {
@@ -92,7 +103,8 @@ private let T = Modality.text, I = Modality.image
         // Two query heads; max over heads, kernel 1 (no pooling): position 5 (head 1) beats 2 (head 0).
         let w: [[Double]] = [[0, 0, 4, 0, 0, 0, 0, 0, 9, 9], [0, 0, 0, 0, 0, 5, 0, 0, 9, 9]]
         #expect(try Self.select(c, window: w) == [5, 8, 9])
-        let sum = try Self.context(m, hh: 0.1, recent: 0.2, selector: "snapkv", group: 2, gqa: .sum, window: 2, kernel: 3)
+        let sum = try Self.context(
+            m, hh: 0.1, recent: 0.2, selector: "snapkv", group: 2, gqa: .sum, window: 2, kernel: 3)
         // Pooled sums: position 4 collects 4/3 + 5/3 from both neighbours.
         #expect(try Self.select(sum, window: w) == [4, 8, 9])
     }
@@ -102,7 +114,7 @@ private let T = Modality.text, I = Modality.image
         #expect(Scores.aggregate(heads, .mean) == [2, 2, 2])
         #expect(Scores.aggregate(heads, .sum) == [4, 4, 4])
         #expect(Scores.aggregate(heads, .max) == [3, 4, 2])
-        #expect(Scores.aggregate([[Float(1), 2, 3]], .sum) == [1, 2, 3])   // one query head per kv head
+        #expect(Scores.aggregate([[Float(1), 2, 3]], .sum) == [1, 2, 3])  // one query head per kv head
     }
 
     @Test func budgetsFloorAsTheOfficialCode() {
@@ -115,9 +127,9 @@ private let T = Modality.text, I = Modality.image
     @Test func torchTopKBreaksTiesAsLibstdcxx() {
         // All tied: which indices win depends on the algorithm, not on position order.
         let tied = [Float](repeating: 1, count: 10)
-        let partial = TopK.torch(tied + [Float](repeating: 0, count: 630), 10)   // k * 64 <= n: partial_sort
+        let partial = TopK.torch(tied + [Float](repeating: 0, count: 630), 10)  // k * 64 <= n: partial_sort
         #expect(Set(partial) == Set(0..<10))
-        let nth = TopK.torch(tied, 3)                                            // nth_element branch
+        let nth = TopK.torch(tied, 3)  // nth_element branch
         #expect(nth.count == 3 && Set(nth).count == 3)
         #expect(TopK.stable([1, 3, 3, 2], 2) == [1, 2])
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import LookM
 
 @Suite struct SynthTests {
@@ -29,14 +30,16 @@ import Testing
 
     @Test func promptSpreadsTextAroundImages() throws {
         var o = SynthOptions()
-        o.images = 3; o.imageTokens = 10; o.textTokens = 40
+        o.images = 3
+        o.imageTokens = 10
+        o.textTokens = 40
         var rng = SeededRandom(seed: 0)
         let p = SyntheticPrompt(o, rng: &rng)
         let spans = p.tokens.spans
         #expect(spans.map(\.count) == [10, 10, 10])
-        #expect(spans[0].start > 0)                           // system prompt first
-        #expect(spans[1].start > spans[0].end)                // text between images
-        #expect(spans[2].end < o.seqLen)                      // the question last
+        #expect(spans[0].start > 0)  // system prompt first
+        #expect(spans[1].start > spans[0].end)  // text between images
+        #expect(spans[2].end < o.seqLen)  // the question last
         #expect(p.tokens.textCount == 40)
         #expect(p.tokens.ids?.first == 1)
         #expect(spans.map(\.segment) == [0, 1, 2])
@@ -44,10 +47,12 @@ import Testing
 
     @Test func invalidShapesAreUsageErrors() {
         var o = SynthOptions()
-        o.heads = 6; o.kvHeads = 4
+        o.heads = 6
+        o.kvHeads = 4
         #expect(throws: LookMError.usage("--heads 6 is not a multiple of --kv-heads 4")) { try o.validate() }
         o = SynthOptions()
-        o.images = 0; o.textTokens = 0
+        o.images = 0
+        o.textTokens = 0
         #expect((try? o.validate()) == nil)
         o = SynthOptions()
         o.window = o.seqLen + 1

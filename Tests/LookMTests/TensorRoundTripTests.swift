@@ -1,6 +1,7 @@
 import CHDF5
 import CKernels
 import Testing
+
 @testable import LookM
 
 /// Every element type and codec: what is written is read back identically.
@@ -22,7 +23,9 @@ import Testing
     func writeThenReadIsIdentical(type: ElementType, codec: Codec) throws {
         let dir = TemporaryDirectory()
         let path = dir.file("t.h5")
-        let heads = 3, rows = 50, cols = 8
+        let heads = 3
+        let rows = 50
+        let cols = 8
         let input = Self.values(heads * rows * cols)
         do {
             let file = try H5File.create(path)
@@ -43,7 +46,11 @@ import Testing
         // A row window of one head, as SnapKV reads window_attn.
         var part = [Float](repeating: 0, count: 5 * cols)
         try part.withUnsafeMutableBufferPointer { try reader.read(head: 1, rows: 10..<15, into: $0) }
-        #expect(part.map(\.bitPattern) == Array(input[(rows * cols + 10 * cols)..<(rows * cols + 15 * cols)]).map { roundTo(type, $0).bitPattern })
+        #expect(
+            part.map(\.bitPattern)
+                == Array(input[(rows * cols + 10 * cols)..<(rows * cols + 15 * cols)]).map {
+                    roundTo(type, $0).bitPattern
+                })
     }
 
     @Test func bfloat16FloatFormAndFloat64ScoresAreRead() throws {
@@ -57,12 +64,16 @@ import Testing
             let edit = FileEditor(path)
             // bfloat16 as an HDF5 float type (1 sign, 8 exponent, 7 mantissa bits), as h5py's low-level API writes it.
             let bf = H5Tcopy(h5t_ieee_f32le())
-            H5Tset_fields(bf, 15, 7, 8, 0, 7); H5Tset_size(bf, 2); H5Tset_ebias(bf, 127)
+            H5Tset_fields(bf, 15, 7, 8, 0, 7)
+            H5Tset_size(bf, 2)
+            H5Tset_ebias(bf, 127)
             var bits = [UInt16](repeating: 0, count: input.count)
             lookm_f32_to_bf16(input, &bits, input.count)
             edit.replace("/bf", shape: [1, 4], type: bf, memType: bf, values: bits)
             H5Tclose(bf)
-            edit.replace("/f64", shape: [1, 4], type: h5t_ieee_f64le(), memType: h5t_native_double(), values: input.map(Double.init))
+            edit.replace(
+                "/f64", shape: [1, 4], type: h5t_ieee_f64le(), memType: h5t_native_double(),
+                values: input.map(Double.init))
         }
         let file = try H5File.openForReading(path)
         let bf = try TensorReader(try file.openDataset("/bf"))
@@ -76,8 +87,9 @@ import Testing
     @Test func integerTablesRoundTrip() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("t.h5")
-        let table = TokenTable(modality: [.text, .image, .image, .video, .audio, .text], segment: [-1, 0, 0, 1, 2, -1],
-                               ids: [1, -1, -1, -1, -1, 29871])
+        let table = TokenTable(
+            modality: [.text, .image, .image, .video, .audio, .text], segment: [-1, 0, 0, 1, 2, -1],
+            ids: [1, -1, -1, -1, -1, 29871])
         do {
             let file = try H5File.create(path)
             try table.write(file)
@@ -95,8 +107,11 @@ import Testing
         switch type {
         case .float16: return Float(Float16(x))
         case .bfloat16:
-            var b: UInt16 = 0, f: Float = 0, v = x
-            lookm_f32_to_bf16(&v, &b, 1); lookm_bf16_to_f32(&b, &f, 1)
+            var b: UInt16 = 0
+            var f: Float = 0
+            var v = x
+            lookm_f32_to_bf16(&v, &b, 1)
+            lookm_bf16_to_f32(&b, &f, 1)
             return f
         default: return x
         }
@@ -105,16 +120,22 @@ import Testing
 
 /// Chunks encoded by lookm's workers (convert, shuffle, zstd) equal what HDF5's filters make.
 @Suite struct ChunkEncoderTests {
-    @Test(arguments: [(ElementType.float16, Codec.zstd(level: 3)), (.bfloat16, .zstd(level: 1)), (.float32, .none), (.float16, .none)])
+    @Test(arguments: [
+        (ElementType.float16, Codec.zstd(level: 3)), (.bfloat16, .zstd(level: 1)), (.float32, .none), (.float16, .none),
+    ])
     func encodedChunksReadBackAndMatchHDF5sFilters(type: ElementType, codec: Codec) throws {
         let dir = TemporaryDirectory()
         let path = dir.file("t.h5")
-        let heads = 2, rows = 700, cols = 64          // 700 rows: two uneven chunks, the last one padded
+        let heads = 2
+        let rows = 700
+        let cols = 64  // 700 rows: two uneven chunks, the last one padded
         let input = TensorRoundTripTests.values(heads * rows * cols)
         do {
             let file = try H5File.create(path)
-            let viaHDF5 = try TensorWriter(file: file, path: "/a", type: type, shape: [heads, rows, cols], codec: codec)
-            let viaEncoder = try TensorWriter(file: file, path: "/b", type: type, shape: [heads, rows, cols], codec: codec)
+            let viaHDF5 = try TensorWriter(
+                file: file, path: "/a", type: type, shape: [heads, rows, cols], codec: codec)
+            let viaEncoder = try TensorWriter(
+                file: file, path: "/b", type: type, shape: [heads, rows, cols], codec: codec)
             #expect(viaEncoder.encoder.supported)
             for h in 0..<heads {
                 let part = Array(input[(h * rows * cols)..<((h + 1) * rows * cols)])
@@ -124,7 +145,8 @@ import Testing
             try file.flush()
         }
         let file = try H5File.openForReading(path)
-        let a = try TensorReader(try file.openDataset("/a")), b = try TensorReader(try file.openDataset("/b"))
+        let a = try TensorReader(try file.openDataset("/a"))
+        let b = try TensorReader(try file.openDataset("/b"))
         #expect(a.dataset.storageBytes == b.dataset.storageBytes)
         for h in 0..<heads { #expect(try a.read(head: h).map(\.bitPattern) == b.read(head: h).map(\.bitPattern)) }
     }

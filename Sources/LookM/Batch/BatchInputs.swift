@@ -17,7 +17,9 @@ public struct Shard: Equatable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
-            throw LookMError.usage("--shard \(text): expected I/N with 0 <= I < N, e.g. --shard 0/4 (Slurm: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+            throw LookMError.usage(
+                "--shard \(text): expected I/N with 0 <= I < N, e.g. --shard 0/4 (Slurm: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+            )
         }
         self.init(index: i, count: n)
     }
@@ -54,8 +56,10 @@ public struct BatchInputs: Sendable {
         // Checked over the whole manifest, not one shard, so every worker refuses the same input.
         let byStem = Dictionary(grouping: items, by: \.stem).filter { $0.value.count > 1 }
         if let (stem, clash) = byStem.min(by: { $0.key < $1.key }) {
-            throw LookMError.usage("\(clash.count) dumps share the stem '\(stem)', so their outputs would collide: "
-                                   + clash.map(\.dump).joined(separator: ", ") + "; rename them or split the batch over several --out-dir")
+            throw LookMError.usage(
+                "\(clash.count) dumps share the stem '\(stem)', so their outputs would collide: "
+                    + clash.map(\.dump).joined(separator: ", ")
+                    + "; rename them or split the batch over several --out-dir")
         }
     }
 
@@ -64,7 +68,9 @@ public struct BatchInputs: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw LookMError.invalid(path, nil, "cannot read the manifest")
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw LookMError.invalid(path, nil, "the manifest is not UTF-8 text") }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw LookMError.invalid(path, nil, "the manifest is not UTF-8 text")
+        }
         let base = AtomicOutput.split(Paths.absolute(path)).dir
         return text.split(whereSeparator: \.isNewline).compactMap { raw in
             let line = raw.trimmingCharacters(in: .whitespaces)

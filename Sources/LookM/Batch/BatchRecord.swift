@@ -32,7 +32,10 @@ public struct BatchRecord: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case command, dump, output, status, error, kept, tokens, seconds, time, shard, host, pid
-        case exitCode = "exit_code", kvBytesIn = "kv_bytes_in", kvBytesOut = "kv_bytes_out", fileBytes = "file_bytes"
+        case exitCode = "exit_code"
+        case kvBytesIn = "kv_bytes_in"
+        case kvBytesOut = "kv_bytes_out"
+        case fileBytes = "file_bytes"
     }
 
     /// One compact line, keys sorted (JSONL).
@@ -63,11 +66,14 @@ final class ResultLog {
         path = "\(dir)/\(shard.fileTag).\(AtomicOutput.hostName()).\(getpid()).jsonl"
         // Appended to, never replaced; and never through a link or into anything but a regular file.
         let opened = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard opened >= 0 else { throw LookMError.output(path, nil, "cannot create the results file: \(String(cString: strerror(errno)))") }
+        guard opened >= 0 else {
+            throw LookMError.output(path, nil, "cannot create the results file: \(String(cString: strerror(errno)))")
+        }
         var s = stat()
         guard fstat(opened, &s) == 0, (s.st_mode & S_IFMT) == S_IFREG, RunInputs.input(matching: s) == nil else {
             close(opened)
-            throw LookMError.output(path, nil, "is not a results file lookm can append to (another kind of file, or an input)")
+            throw LookMError.output(
+                path, nil, "is not a results file lookm can append to (another kind of file, or an input)")
         }
         fd = opened
     }
@@ -87,13 +93,20 @@ final class ResultLog {
     static func readAll(outDir: String) throws -> (records: [BatchRecord], unreadable: [String]) {
         let dir = outDir + "/results"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return ([], []) }
-        var records: [BatchRecord] = [], unreadable: [String] = []
+        var records: [BatchRecord] = []
+        var unreadable: [String] = []
         let decoder = JSONDecoder()
         for name in names.sorted() where name.hasSuffix(".jsonl") {
-            guard let data = FileManager.default.contents(atPath: "\(dir)/\(name)") else { unreadable.append("\(dir)/\(name)"); continue }
+            guard let data = FileManager.default.contents(atPath: "\(dir)/\(name)") else {
+                unreadable.append("\(dir)/\(name)")
+                continue
+            }
             for (n, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.isEmpty {
-                if let r = try? decoder.decode(BatchRecord.self, from: Data(line)) { records.append(r) }
-                else { unreadable.append("\(dir)/\(name):\(n + 1)") }
+                if let r = try? decoder.decode(BatchRecord.self, from: Data(line)) {
+                    records.append(r)
+                } else {
+                    unreadable.append("\(dir)/\(name):\(n + 1)")
+                }
             }
         }
         return (records, unreadable)

@@ -33,8 +33,10 @@ public enum BatchRunner {
 
     /// Runs `job` over this worker's shard. Returns every record, in manifest order; `announce`
     /// sees each one as it is written.
-    public static func run(_ job: Job, inputs: BatchInputs, outDir: String, shard: Shard, force: Bool,
-                           announce: (BatchRecord, _ line: String?) -> Void) throws -> [BatchRecord] {
+    public static func run(
+        _ job: Job, inputs: BatchInputs, outDir: String, shard: Shard, force: Bool,
+        announce: (BatchRecord, _ line: String?) -> Void
+    ) throws -> [BatchRecord] {
         let outDir = Paths.absolute(outDir)
         try Directories.make(outDir)
         // Every dump of the batch (not only this shard's) is an input: one may sit under another's
@@ -49,21 +51,26 @@ public enum BatchRunner {
         for item in mine {
             let start = ContinuousClock.now
             let output = outDir + "/" + job.outputName(item.stem)
-            var record = BatchRecord(command: job.command, dump: item.dump, output: output, status: .ok, error: nil, exitCode: 0,
-                                     seconds: 0, time: "", shard: shard.description, host: AtomicOutput.hostName(), pid: getpid())
+            var record = BatchRecord(
+                command: job.command, dump: item.dump, output: output, status: .ok, error: nil, exitCode: 0,
+                seconds: 0, time: "", shard: shard.description, host: AtomicOutput.hostName(), pid: getpid())
             var line: String?
             do {
-                _ = try InputFile(item.dump)   // exists and is a file, else "no such file"
+                _ = try InputFile(item.dump)  // exists and is a file, else "no such file"
                 let source = SourceInfo.of(path: item.dump, name: AtomicOutput.split(item.dump).base)
                 let existing = try job.check(item.dump, output, source)
                 switch existing {
                 case .current:
                     record.status = .skipped
                 case .otherSettings(let why) where !force:
-                    throw LookMError.output(output, nil, "exists, \(why); pass --force to replace it, or choose another --out-dir")
+                    throw LookMError.output(
+                        output, nil, "exists, \(why); pass --force to replace it, or choose another --out-dir")
                 case .foreign(let why) where !force:
                     let reason = why.hasPrefix(output + ": ") ? String(why.dropFirst(output.count + 2)) : why
-                    throw LookMError.output(output, nil, "exists and is not a lookm \(job.command) output (\(reason)); pass --force to replace it, or choose another --out-dir")
+                    throw LookMError.output(
+                        output, nil,
+                        "exists and is not a lookm \(job.command) output (\(reason)); pass --force to replace it, or choose another --out-dir"
+                    )
                 case .absent, .invalid, .stale, .otherSettings, .foreign:
                     if case .invalid(let why) = existing { record.error = "redone: \(why)" }
                     if case .stale(let why) = existing { record.error = "redone: \(why)" }
@@ -116,30 +123,43 @@ public enum BatchRunner {
 extension BatchRunner.Job {
     /// `compress` over many dumps: `<stem>.lookm.h5` each, skipped when current.
     public static func compress(settings: CompressionSettings, threads: Int) -> Self {
-        Self(command: "compress", outputName: { "\($0).lookm.h5" },
-             check: { dump, output, source in
-                 let shape = try DumpReader(path: dump).shape
-                 return ExistingOutput.check(output, sweep: false, settings: settings.canonicalJSON(gqa: shape.numKVHeads != shape.numHeads), source: source)
-             },
-             run: { dump, output, replace in
-                 let s = try Compressor.run(input: try InputFile(dump), destination: .file(output), force: replace, settings: settings, threads: threads)
-                 return .init(kept: s.layers.reduce(0) { $0 + $1.kept }, tokens: s.seqLen * s.layers.count, kvBytesIn: s.kvBytesIn,
-                              kvBytesOut: s.kvBytesOut, fileBytes: s.fileBytes, line: s.line)
-             })
+        Self(
+            command: "compress", outputName: { "\($0).lookm.h5" },
+            check: { dump, output, source in
+                let shape = try DumpReader(path: dump).shape
+                return ExistingOutput.check(
+                    output, sweep: false, settings: settings.canonicalJSON(gqa: shape.numKVHeads != shape.numHeads),
+                    source: source)
+            },
+            run: { dump, output, replace in
+                let s = try Compressor.run(
+                    input: try InputFile(dump), destination: .file(output), force: replace, settings: settings,
+                    threads: threads)
+                return .init(
+                    kept: s.layers.reduce(0) { $0 + $1.kept }, tokens: s.seqLen * s.layers.count,
+                    kvBytesIn: s.kvBytesIn,
+                    kvBytesOut: s.kvBytesOut, fileBytes: s.fileBytes, line: s.line)
+            })
     }
 
     /// `sweep` over many dumps: `<stem>.sweep.json` each (with its settings and source, so a rerun
     /// can tell it is current), skipped when current.
-    public static func sweep(settings: [(String, Double, CompressionSettings)], threads: Int, keepCaches: String?) -> Self {
-        Self(command: "sweep", outputName: { "\($0).sweep.json" },
-             check: { dump, output, source in
-                 let shape = try DumpReader(path: dump).shape
-                 return ExistingOutput.check(output, sweep: true, settings: Sweeper.settingsJSON(settings, shape: shape), source: source)
-             },
-             run: { dump, output, replace in
-                 let result = try Sweeper.run(dump: try InputFile(dump), settings: settings, threads: threads, keepCaches: keepCaches, force: replace)
-                 try AtomicOutput.write(try result.render(.json) + "\n", to: output, force: replace, inputs: [dump])
-                 return .init(line: "lookm: \(output): \(result.rows.count) settings")
-             })
+    public static func sweep(settings: [(String, Double, CompressionSettings)], threads: Int, keepCaches: String?)
+        -> Self
+    {
+        Self(
+            command: "sweep", outputName: { "\($0).sweep.json" },
+            check: { dump, output, source in
+                let shape = try DumpReader(path: dump).shape
+                return ExistingOutput.check(
+                    output, sweep: true, settings: Sweeper.settingsJSON(settings, shape: shape), source: source)
+            },
+            run: { dump, output, replace in
+                let result = try Sweeper.run(
+                    dump: try InputFile(dump), settings: settings, threads: threads, keepCaches: keepCaches,
+                    force: replace)
+                try AtomicOutput.write(try result.render(.json) + "\n", to: output, force: replace, inputs: [dump])
+                return .init(line: "lookm: \(output): \(result.rows.count) settings")
+            })
     }
 }

@@ -11,7 +11,8 @@ public struct BatchCollection: Codable, Sendable {
             /// The latest record failed.
             case failed
             /// Recorded as done, but the output is gone or no longer a valid output.
-            case outputMissing = "output_missing", outputInvalid = "output_invalid"
+            case outputMissing = "output_missing"
+            case outputInvalid = "output_invalid"
             /// Done from an earlier version of the dump (its size or mtime changed since).
             case stale
             /// A line under results/ that is not a record.
@@ -32,7 +33,10 @@ public struct BatchCollection: Codable, Sendable {
     /// Dumps expected: the manifest's, else every dump a record names.
     public var expected: Int
 
-    enum CodingKeys: String, CodingKey { case kind, records, problems, expected, sweepRows = "sweep_rows" }
+    enum CodingKeys: String, CodingKey {
+        case kind, records, problems, expected
+        case sweepRows = "sweep_rows"
+    }
 
     public var complete: Bool { problems.isEmpty }
 }
@@ -43,7 +47,10 @@ public struct CollectedSweepRow: Codable, Sendable {
     public var row: SweepRow
 
     enum CodingKeys: String, CodingKey { case dump }
-    public init(dump: String, row: SweepRow) { self.dump = dump; self.row = row }
+    public init(dump: String, row: SweepRow) {
+        self.dump = dump
+        self.row = row
+    }
     public init(from decoder: Decoder) throws {
         dump = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .dump)
         row = try SweepRow(from: decoder)
@@ -66,22 +73,29 @@ public enum Collector {
         }
         let (all, unreadable) = try ResultLog.readAll(outDir: outDir)
         let kinds = Set(all.map(\.command))
-        let kind = try kind ?? {
-            guard kinds.count <= 1 else {
-                throw LookMError.usage("\(outDir) holds results of both compress and sweep; pass --kind compress or --kind sweep")
-            }
-            return kinds.first ?? "compress"
-        }()
+        let kind =
+            try kind
+            ?? {
+                guard kinds.count <= 1 else {
+                    throw LookMError.usage(
+                        "\(outDir) holds results of both compress and sweep; pass --kind compress or --kind sweep")
+                }
+                return kinds.first ?? "compress"
+            }()
         // The latest record of each dump; ISO times of one format sort as text, later lines win ties.
         var latest: [String: BatchRecord] = [:]
         for r in all where r.command == kind {
             if let seen = latest[r.dump], seen.time > r.time { continue }
             latest[r.dump] = r
         }
-        let expected = try manifest.map { try BatchInputs(arguments: [], manifest: $0).items.map(\.dump) } ?? latest.keys.sorted()
+        let expected =
+            try manifest.map { try BatchInputs(arguments: [], manifest: $0).items.map(\.dump) } ?? latest.keys.sorted()
 
-        var problems = unreadable.map { BatchCollection.Problem(kind: .unreadable, dump: $0, detail: "not a result record") }
-        var records: [BatchRecord] = [], sweepRows: [CollectedSweepRow] = []
+        var problems = unreadable.map {
+            BatchCollection.Problem(kind: .unreadable, dump: $0, detail: "not a result record")
+        }
+        var records: [BatchRecord] = []
+        var sweepRows: [CollectedSweepRow] = []
         for dump in expected {
             guard let r = latest[dump] else {
                 problems.append(.init(kind: .missing, dump: dump, detail: "no result"))
@@ -100,14 +114,19 @@ public enum Collector {
             do {
                 let recorded = try RecordedOutput.read(r.output, sweep: kind == "sweep")
                 if source.size > 0, recorded.source.size != source.size || recorded.source.mtime != source.mtime {
-                    problems.append(.init(kind: .stale, dump: dump, detail: "the dump changed after \(r.output) was made; rerun the batch"))
+                    problems.append(
+                        .init(
+                            kind: .stale, dump: dump,
+                            detail: "the dump changed after \(r.output) was made; rerun the batch"))
                 }
                 sweepRows += recorded.rows.map { CollectedSweepRow(dump: dump, row: $0) }
             } catch {
                 problems.append(.init(kind: .outputInvalid, dump: dump, detail: error.reason))
             }
         }
-        return BatchCollection(kind: kind, records: records, sweepRows: kind == "sweep" ? sweepRows : nil, problems: problems, expected: expected.count)
+        return BatchCollection(
+            kind: kind, records: records, sweepRows: kind == "sweep" ? sweepRows : nil, problems: problems,
+            expected: expected.count)
     }
 }
 
@@ -116,19 +135,31 @@ extension BatchCollection {
         if format == .json { return try JSONOutput.encode(self) }
         var t: TextTable
         if let sweepRows {
-            t = TextTable(["dump", "method", "budget", "kept", "saved_percent", "output_error", "output_cosine", "recall", "recall_kept", "recall_merged"])
+            t = TextTable([
+                "dump", "method", "budget", "kept", "saved_percent", "output_error", "output_cosine", "recall",
+                "recall_kept", "recall_merged",
+            ])
             for s in sweepRows {
                 let r = s.row
-                t.add([s.dump, r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1), cell(r.outputError?.mean),
-                       cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recallKept), cell(r.recallMerged)])
+                t.add([
+                    s.dump, r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1),
+                    cell(r.outputError?.mean),
+                    cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recallKept), cell(r.recallMerged),
+                ])
             }
         } else {
-            t = TextTable(["dump", "status", "kept", "kv_bytes_in", "kv_bytes_out", "saved_percent", "file_bytes", "seconds", "time", "host", "output"])
+            t = TextTable([
+                "dump", "status", "kept", "kv_bytes_in", "kv_bytes_out", "saved_percent", "file_bytes", "seconds",
+                "time", "host", "output",
+            ])
             for r in records {
                 let kept = r.kept.flatMap { k in r.tokens.map { Double(k) / Double(max($0, 1)) } }
                 let saved = r.kvBytesIn.flatMap { i in r.kvBytesOut.map { 100 * (1 - Double($0) / Double(max(i, 1))) } }
-                t.add([r.dump, r.status.rawValue, cell(kept, 3), r.kvBytesIn.map(String.init) ?? "-", r.kvBytesOut.map(String.init) ?? "-",
-                       cell(saved, 1), r.fileBytes.map(String.init) ?? "-", cell(r.seconds, 2), r.time, r.host, r.output])
+                t.add([
+                    r.dump, r.status.rawValue, cell(kept, 3), r.kvBytesIn.map(String.init) ?? "-",
+                    r.kvBytesOut.map(String.init) ?? "-",
+                    cell(saved, 1), r.fileBytes.map(String.init) ?? "-", cell(r.seconds, 2), r.time, r.host, r.output,
+                ])
             }
         }
         return format == .csv ? t.csv : t.text
@@ -137,7 +168,9 @@ extension BatchCollection {
     /// The lines for people: one per problem, then the count.
     public var problemLines: [String] {
         problems.map { "collect: \($0.kind.rawValue): \($0.dump)" + ($0.detail.map { ": \($0)" } ?? "") }
-            + ["collect: \(expected - Set(problems.filter { $0.kind != .unreadable }.map(\.dump)).count) of \(expected) dumps done"
-               + (problems.isEmpty ? "" : "; problems: \(problems.count)")]
+            + [
+                "collect: \(expected - Set(problems.filter { $0.kind != .unreadable }.map(\.dump)).count) of \(expected) dumps done"
+                    + (problems.isEmpty ? "" : "; problems: \(problems.count)")
+            ]
     }
 }

@@ -25,8 +25,12 @@ struct RecordedOutput {
                 throw Invalid(reason: "\(path): cannot be read", ours: false)
             }
             guard let result = try? JSONDecoder().decode(SweepResult.self, from: data),
-                  let settings = result.settings, let source = result.source else {
-                let ours = (try? JSONSerialization.jsonObject(with: data)).flatMap { $0 as? [String: Any] }.map { $0["rows"] != nil } ?? false
+                let settings = result.settings, let source = result.source
+            else {
+                let ours =
+                    (try? JSONSerialization.jsonObject(with: data)).flatMap { $0 as? [String: Any] }.map {
+                        $0["rows"] != nil
+                    } ?? false
                 throw Invalid(reason: "\(path): not a complete lookm sweep result", ours: ours)
             }
             return RecordedOutput(settings: settings, source: source, rows: result.rows)
@@ -63,11 +67,14 @@ enum ExistingOutput: Equatable {
     static func check(_ path: String, sweep: Bool, settings: String, source now: SourceInfo) -> ExistingOutput {
         guard FileManager.default.fileExists(atPath: path) else { return .absent }
         let recorded: RecordedOutput
-        do { recorded = try RecordedOutput.read(path, sweep: sweep) } catch { return error.ours ? .invalid(error.reason) : .foreign(error.reason) }
+        do { recorded = try RecordedOutput.read(path, sweep: sweep) } catch {
+            return error.ours ? .invalid(error.reason) : .foreign(error.reason)
+        }
         guard recorded.settings == settings else { return .otherSettings("made with \(recorded.settings)") }
         let was = recorded.source
         guard was.size == now.size && was.mtime == now.mtime else {
-            return .stale("the dump changed since (size \(was.size) -> \(now.size), mtime \(was.mtime) -> \(now.mtime))")
+            return .stale(
+                "the dump changed since (size \(was.size) -> \(now.size), mtime \(was.mtime) -> \(now.mtime))")
         }
         return .current
     }

@@ -30,12 +30,15 @@ final class CacheReader {
             return v
         }
         method = try required("method", attrs.string)
-        source = SourceInfo(name: try required("source", attrs.string), size: try required("source_size", attrs.int),
-                            mtime: try required("source_mtime", attrs.int))
+        source = SourceInfo(
+            name: try required("source", attrs.string), size: try required("source_size", attrs.int),
+            mtime: try required("source_mtime", attrs.int))
         guard case .object? = JSONValue.parse(method) else {
             throw site.error(nil, "attribute method is not a JSON object (docs/format.md: the canonical settings)")
         }
-        guard source.size >= 0 else { throw site.error(nil, "attribute source_size = \(source.size), must not be negative") }
+        guard source.size >= 0 else {
+            throw site.error(nil, "attribute source_size = \(source.size), must not be negative")
+        }
         writerVersion = try required("lookm_version", attrs.string)
         tokens = try TokenTable.read(file, seqLen: shape.seqLen)
         try shape.requireLayers(in: file)
@@ -45,7 +48,9 @@ final class CacheReader {
     func layer(_ i: Int) throws -> CacheLayer {
         let layer = try CacheLayer(file: file, shape: shape, index: i, header: header)
         guard layer.key.type == elementType else {
-            throw file.site.error(Layout.layer(i, .key), "element type \(layer.key.type.rawValue) differs from layer 0's \(elementType.rawValue)")
+            throw file.site.error(
+                Layout.layer(i, .key),
+                "element type \(layer.key.type.rawValue) differs from layer 0's \(elementType.rawValue)")
         }
         return layer
     }
@@ -78,23 +83,29 @@ final class CacheLayer {
         }
         key = try TensorReader(try dataset("key"))
         value = try TensorReader(try dataset("value"))
-        guard key.shape.count == 3, key.shape[0] == s.numKVHeads, key.shape[2] == s.headDim, key.shape[1] <= s.seqLen else {
-            throw file.site.error(key.dataset.path, "shape \(key.shape), expected [\(s.numKVHeads), kept <= \(s.seqLen), \(s.headDim)]")
+        guard key.shape.count == 3, key.shape[0] == s.numKVHeads, key.shape[2] == s.headDim, key.shape[1] <= s.seqLen
+        else {
+            throw file.site.error(
+                key.dataset.path, "shape \(key.shape), expected [\(s.numKVHeads), kept <= \(s.seqLen), \(s.headDim)]")
         }
         kept = key.shape[1]
         if let w = slidingWindow, kept > w - 1 {
-            throw file.site.error(key.dataset.path, "\(kept) slots in a layer with sliding_window = \(w), which holds at most \(w - 1)")
+            throw file.site.error(
+                key.dataset.path, "\(kept) slots in a layer with sliding_window = \(w), which holds at most \(w - 1)")
         }
         guard value.shape == key.shape else {
             throw file.site.error(value.dataset.path, "shape \(value.shape) differs from the key's \(key.shape)")
         }
         guard value.type == key.type else {
-            throw file.site.error(value.dataset.path, "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
+            throw file.site.error(
+                value.dataset.path, "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
         }
         position = try dataset("position")
         merged = try dataset("merged")
         slotOf = try dataset("slot_of")
-        for (d, want) in [(position, [s.numKVHeads, kept]), (merged, [s.numKVHeads, kept]), (slotOf, [s.numKVHeads, s.seqLen])] {
+        for (d, want) in [
+            (position, [s.numKVHeads, kept]), (merged, [s.numKVHeads, kept]), (slotOf, [s.numKVHeads, s.seqLen]),
+        ] {
             guard d.shape == want else { throw file.site.error(d.path, "shape \(d.shape), expected \(want)") }
             guard H5Tget_class(d.fileType.id) == H5T_INTEGER else {
                 throw file.site.error(d.path, "is \(StoredElement.describe(d.fileType.id)), expected int32")
@@ -121,26 +132,35 @@ final class CacheLayer {
             }
             return out
         }
-        let slots = Slots(position: try row(position, kept), merged: try row(merged, kept), slotOf: try row(slotOf, seqLen))
+        let slots = Slots(
+            position: try row(position, kept), merged: try row(merged, kept), slotOf: try row(slotOf, seqLen))
         for j in 0..<kept {
             let p = Int(slots.position[j])
             guard p >= 0, p < seqLen, j == 0 || slots.position[j - 1] < slots.position[j] else {
-                throw site.error(position.path, "head \(head), slot \(j): position \(p) is out of range or not ascending")
+                throw site.error(
+                    position.path, "head \(head), slot \(j): position \(p) is out of range or not ascending")
             }
             guard slots.slotOf[p] == Int32(j) else {
-                throw site.error(slotOf.path, "head \(head): position \(p) is kept in slot \(j) but slot_of says \(slots.slotOf[p])")
+                throw site.error(
+                    slotOf.path, "head \(head): position \(p) is kept in slot \(j) but slot_of says \(slots.slotOf[p])")
             }
-            guard slots.merged[j] >= 0 else { throw site.error(merged.path, "head \(head), slot \(j): negative count \(slots.merged[j])") }
+            guard slots.merged[j] >= 0 else {
+                throw site.error(merged.path, "head \(head), slot \(j): negative count \(slots.merged[j])")
+            }
         }
         if let bad = slots.slotOf.firstIndex(where: { $0 < -1 || Int($0) >= kept }) {
-            throw site.error(slotOf.path, "head \(head), position \(bad): slot \(slots.slotOf[bad]) is not in -1..<\(kept)")
+            throw site.error(
+                slotOf.path, "head \(head), position \(bad): slot \(slots.slotOf[bad]) is not in -1..<\(kept)")
         }
         // Every position other than a slot's own that maps to the slot was merged into it: the
         // counts must agree, so kept + merged + dropped accounts for every token exactly once.
         var held = [Int32](repeating: 0, count: kept)
         for s in slots.slotOf where s >= 0 { held[Int(s)] += 1 }
         if let j = (0..<kept).first(where: { slots.merged[$0] != held[$0] - 1 }) {
-            throw site.error(merged.path, "head \(head), slot \(j): merged count \(slots.merged[j]), but slot_of maps \(held[j] - 1) other positions to it")
+            throw site.error(
+                merged.path,
+                "head \(head), slot \(j): merged count \(slots.merged[j]), but slot_of maps \(held[j] - 1) other positions to it"
+            )
         }
         return slots
     }

@@ -10,8 +10,10 @@ final class CacheWriter {
     let codec: Codec
 
     /// - Parameter method: the canonical JSON of the settings (the `method` attribute).
-    init(output: AtomicOutput, shape: ModelShape, model: String?, tokens: TokenTable, elementType: ElementType,
-         codec: Codec, method: String, source: SourceInfo, nextPosition: Int? = nil, slidingWindows: Bool = false) throws {
+    init(
+        output: AtomicOutput, shape: ModelShape, model: String?, tokens: TokenTable, elementType: ElementType,
+        codec: Codec, method: String, source: SourceInfo, nextPosition: Int? = nil, slidingWindows: Bool = false
+    ) throws {
         self.output = output
         self.shape = shape
         self.elementType = elementType
@@ -20,7 +22,9 @@ final class CacheWriter {
         self.file = file
         let attrs = try file.rootAttributes()
         try attrs.set("format", string: Layout.cacheFormat)
-        try FormatHeader.writing((nextPosition == nil ? [] : [.nextPosition]) + (slidingWindows ? [.slidingWindow] : [])).write(attrs)
+        try FormatHeader.writing(
+            (nextPosition == nil ? [] : [.nextPosition]) + (slidingWindows ? [.slidingWindow] : [])
+        ).write(attrs)
         try shape.write(attrs)
         if let nextPosition { try attrs.set("next_position", int: nextPosition) }
         if let model { try attrs.set("model", string: model) }
@@ -35,7 +39,8 @@ final class CacheWriter {
     /// Creates layer `i`'s datasets for `kept` slots per kv head.
     func layer(_ i: Int, kept: Int, slidingWindow: Int? = nil) throws -> CacheLayerWriter {
         guard let file else { preconditionFailure("CacheWriter used after finish()") }
-        let writer = try CacheLayerWriter(file: file, layer: i, shape: shape, kept: kept, elementType: elementType, codec: codec)
+        let writer = try CacheLayerWriter(
+            file: file, layer: i, shape: shape, kept: kept, elementType: elementType, codec: codec)
         if let slidingWindow { try file.groupAttributes(Layout.layer(i)).set("sliding_window", int: slidingWindow) }
         return writer
     }
@@ -61,7 +66,9 @@ final class CacheLayerWriter {
     private let slotOf: H5Dataset
     private let seqLen: Int
 
-    fileprivate init(file: H5File, layer i: Int, shape: ModelShape, kept: Int, elementType: ElementType, codec: Codec) throws {
+    fileprivate init(file: H5File, layer i: Int, shape: ModelShape, kept: Int, elementType: ElementType, codec: Codec)
+        throws
+    {
         self.kept = kept
         seqLen = shape.seqLen
         let kv = [shape.numKVHeads, kept, shape.headDim]
@@ -69,8 +76,9 @@ final class CacheLayerWriter {
         value = try TensorWriter(file: file, path: Layout.layer(i, .value), type: elementType, shape: kv, codec: codec)
         func ints(_ name: String, _ length: Int) throws -> H5Dataset {
             let shape = [shape.numKVHeads, length]
-            return try H5Dataset.create(in: file, path: "\(Layout.layer(i))/\(name)", fileType: h5t_std_i32le(), shape: shape,
-                                        chunk: TensorWriter.chunk(for: shape, elementSize: 4), codec: codec)
+            return try H5Dataset.create(
+                in: file, path: "\(Layout.layer(i))/\(name)", fileType: h5t_std_i32le(), shape: shape,
+                chunk: TensorWriter.chunk(for: shape, elementSize: 4), codec: codec)
         }
         position = try ints("position", kept)
         merged = try ints("merged", kept)
@@ -79,21 +87,26 @@ final class CacheLayerWriter {
 
     /// Encoders of the key and value chunks, for workers (nil when HDF5 must run the codec itself).
     var encoders: (key: ChunkEncoder, value: ChunkEncoder)? {
-        let k = key.encoder, v = value.encoder
+        let k = key.encoder
+        let v = value.encoder
         return k.supported && kept > 0 ? (k, v) : nil
     }
 
     /// Writes kv head `head` from chunks the workers encoded, and the slot bookkeeping.
-    func write(head: Int, encodedKey: [ChunkEncoder.Chunk], encodedValue: [ChunkEncoder.Chunk],
-               position pos: [Int32], merged m: [Int32], slotOf s: [Int32]) throws {
+    func write(
+        head: Int, encodedKey: [ChunkEncoder.Chunk], encodedValue: [ChunkEncoder.Chunk],
+        position pos: [Int32], merged m: [Int32], slotOf s: [Int32]
+    ) throws {
         try key.writeEncoded(head: head, encodedKey)
         try value.writeEncoded(head: head, encodedValue)
         try writeSlots(head: head, pos, m, s)
     }
 
     /// Writes kv head `head`: `kept x head_dim` keys and values, and the slot bookkeeping.
-    func write(head: Int, key k: UnsafeBufferPointer<Float>, value v: UnsafeBufferPointer<Float>,
-               position pos: [Int32], merged m: [Int32], slotOf s: [Int32]) throws {
+    func write(
+        head: Int, key k: UnsafeBufferPointer<Float>, value v: UnsafeBufferPointer<Float>,
+        position pos: [Int32], merged m: [Int32], slotOf s: [Int32]
+    ) throws {
         precondition(pos.count == kept && m.count == kept && s.count == seqLen, "slot table sizes")
         try key.write(head: head, k)
         try value.write(head: head, v)
@@ -104,7 +117,8 @@ final class CacheLayerWriter {
         precondition(pos.count == kept && m.count == kept && s.count == seqLen, "slot table sizes")
         for (d, values) in [(position, pos), (merged, m), (slotOf, s)] where !values.isEmpty {
             try values.withUnsafeBytes {
-                try d.write(start: [head, 0], count: [1, values.count], memoryType: h5t_native_int32(), from: $0.baseAddress!)
+                try d.write(
+                    start: [head, 0], count: [1, values.count], memoryType: h5t_native_int32(), from: $0.baseAddress!)
             }
         }
     }

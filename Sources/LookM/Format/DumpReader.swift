@@ -26,7 +26,9 @@ final class DumpReader {
         nextPosition = try readNextPosition(attrs, header)
         model = try attrs.string("model")
         if let scale = try attrs.double("attn_scale") {
-            guard scale.isFinite, scale > 0 else { throw file.site.error(nil, "attribute attn_scale = \(scale), must be a positive finite number") }
+            guard scale.isFinite, scale > 0 else {
+                throw file.site.error(nil, "attribute attn_scale = \(scale), must be a positive finite number")
+            }
             attnScale = scale
         } else {
             attnScale = 1 / Double(shape.headDim).squareRoot()
@@ -35,26 +37,32 @@ final class DumpReader {
         if file.exists(Layout.probePosition) {
             let d = try file.openDataset(Layout.probePosition)
             guard d.shape.count == 1, d.shape[0] >= 1 else {
-                throw file.site.error(Layout.probePosition, "shape \(d.shape), expected [probes] with at least one probe")
+                throw file.site.error(
+                    Layout.probePosition, "shape \(d.shape), expected [probes] with at least one probe")
             }
             let positions = try d.readIntegers()
             // With a recorded next position, probes are the greedy continuation from it.
             if let next = nextPosition, let k = positions.indices.first(where: { positions[$0] != Int64(next + $0) }) {
-                throw file.site.error(Layout.probePosition, "probe \(k) at position \(positions[k]), but next_position = \(next) "
-                    + "puts it at \(next + k)")
+                throw file.site.error(
+                    Layout.probePosition,
+                    "probe \(k) at position \(positions[k]), but next_position = \(next) "
+                        + "puts it at \(next + k)")
             }
             probePositions = positions
         } else {
             probePositions = nil
         }
         try shape.requireLayers(in: file)
-        elementType = try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: 0, checkType: nil,
-                                    header: header).key.type
+        elementType = try DumpLayer(
+            file: file, shape: shape, probes: probePositions?.count, index: 0, checkType: nil,
+            header: header
+        ).key.type
     }
 
     /// Opens and validates layer `i`: shapes against the root attributes, element types.
     func layer(_ i: Int) throws -> DumpLayer {
-        try DumpLayer(file: file, shape: shape, probes: probePositions?.count, index: i, checkType: elementType, header: header)
+        try DumpLayer(
+            file: file, shape: shape, probes: probePositions?.count, index: i, checkType: elementType, header: header)
     }
 }
 
@@ -72,12 +80,16 @@ final class DumpLayer {
     /// With a sliding window: the first position the model still holds after the prefill.
     var windowStart: Int? { slidingWindow.map { key.rows - ($0 - 1) } }
 
-    fileprivate init(file: H5File, shape s: ModelShape, probes: Int?, index i: Int, checkType: ElementType?, header: FormatHeader) throws {
+    fileprivate init(
+        file: H5File, shape s: ModelShape, probes: Int?, index i: Int, checkType: ElementType?, header: FormatHeader
+    ) throws {
         let site = file.site
         index = i
         slidingWindow = try readSlidingWindow(file, layer: i, seqLen: s.seqLen, header: header)
 
-        func tensor(_ name: LayerDataset, _ expected: [Int?], _ meaning: String, allowFloat64: Bool = false) throws -> TensorReader? {
+        func tensor(_ name: LayerDataset, _ expected: [Int?], _ meaning: String, allowFloat64: Bool = false) throws
+            -> TensorReader?
+        {
             let path = Layout.layer(i, name)
             guard file.exists(path) else { return nil }
             guard file.isDataset(path) else { throw site.error(path, "is not a dataset") }
@@ -95,19 +107,27 @@ final class DumpLayer {
 
         let kvShape: [Int?] = [s.numKVHeads, s.seqLen, s.headDim]
         let kvMeaning = "num_kv_heads, seq_len, head_dim"
-        guard let key = try tensor(.key, kvShape, kvMeaning) else { throw site.error(Layout.layer(i, .key), "missing (required)") }
-        guard let value = try tensor(.value, kvShape, kvMeaning) else { throw site.error(Layout.layer(i, .value), "missing (required)") }
+        guard let key = try tensor(.key, kvShape, kvMeaning) else {
+            throw site.error(Layout.layer(i, .key), "missing (required)")
+        }
+        guard let value = try tensor(.value, kvShape, kvMeaning) else {
+            throw site.error(Layout.layer(i, .value), "missing (required)")
+        }
         guard key.type == value.type else {
-            throw site.error(Layout.layer(i, .value), "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
+            throw site.error(
+                Layout.layer(i, .value),
+                "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
         }
         if let checkType, key.type != checkType {
-            throw site.error(Layout.layer(i, .key), "element type \(key.type.rawValue) differs from layer 0's \(checkType.rawValue)")
+            throw site.error(
+                Layout.layer(i, .key), "element type \(key.type.rawValue) differs from layer 0's \(checkType.rawValue)")
         }
         self.key = key
         self.value = value
         attnScore = try tensor(.attnScore, [s.numHeads, s.seqLen], "num_heads, seq_len", allowFloat64: true)
         query = try tensor(.query, [s.numHeads, s.seqLen, s.headDim], "num_heads, seq_len, head_dim")
-        windowAttn = try tensor(.windowAttn, [s.numHeads, nil, s.seqLen], "num_heads, window, seq_len", allowFloat64: true)
+        windowAttn = try tensor(
+            .windowAttn, [s.numHeads, nil, s.seqLen], "num_heads, window, seq_len", allowFloat64: true)
         if let w = windowAttn, !(1...s.seqLen).contains(w.rows) {
             throw site.error(Layout.layer(i, .windowAttn), "window of \(w.rows) rows, expected 1...\(s.seqLen)")
         }
@@ -147,11 +167,15 @@ func readNextPosition(_ attrs: H5Attributes, _ header: FormatHeader) throws -> I
 
 /// The `sliding_window` attribute of layer `i` in a file with the `sliding-window` extension.
 func readSlidingWindow(_ file: H5File, layer i: Int, seqLen: Int, header: FormatHeader) throws -> Int? {
-    guard header.has(.slidingWindow), let w = try file.groupAttributes(Layout.layer(i)).int("sliding_window") else { return nil }
+    guard header.has(.slidingWindow), let w = try file.groupAttributes(Layout.layer(i)).int("sliding_window") else {
+        return nil
+    }
     // A window longer than the prompt keeps every position: such a layer is not windowed at all.
     guard (2...seqLen).contains(w) else {
-        throw file.site.error(Layout.layer(i), "attribute sliding_window = \(w), expected 2 ... seq_len = \(seqLen) "
-            + "(a window longer than the prompt is no window: leave the attribute out)")
+        throw file.site.error(
+            Layout.layer(i),
+            "attribute sliding_window = \(w), expected 2 ... seq_len = \(seqLen) "
+                + "(a window longer than the prompt is no window: leave the attribute out)")
     }
     return w
 }

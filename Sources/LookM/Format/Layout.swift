@@ -25,7 +25,10 @@ public enum LayerDataset: String, CaseIterable, Codable, Sendable {
 
 /// Token modality codes of `/tokens/modality`.
 public enum Modality: UInt8, CaseIterable, Codable, Sendable {
-    case text = 0, image = 1, video = 2, audio = 3
+    case text = 0
+    case image = 1
+    case video = 2
+    case audio = 3
 
     public var name: String {
         switch self {

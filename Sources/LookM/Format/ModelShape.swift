@@ -23,18 +23,22 @@ public struct ModelShape: Equatable, Codable, Sendable {
     static func read(_ attrs: H5Attributes) throws -> ModelShape {
         func required(_ name: String, minimum: Int) throws -> Int {
             guard let v = try attrs.int(name) else { throw attrs.site.error(nil, "missing root attribute \(name)") }
-            guard v >= minimum else { throw attrs.site.error(nil, "attribute \(name) = \(v), must be at least \(minimum)") }
+            guard v >= minimum else {
+                throw attrs.site.error(nil, "attribute \(name) = \(v), must be at least \(minimum)")
+            }
             // Sizes past this cannot be real models; refusing them keeps later arithmetic from overflowing.
             guard v <= 1 << 24 else { throw attrs.site.error(nil, "attribute \(name) = \(v) is implausibly large") }
             return v
         }
-        let shape = ModelShape(numLayers: try required("num_layers", minimum: 1),
-                               numHeads: try required("num_heads", minimum: 1),
-                               numKVHeads: try required("num_kv_heads", minimum: 1),
-                               headDim: try required("head_dim", minimum: 1),
-                               seqLen: try required("seq_len", minimum: 1))
+        let shape = ModelShape(
+            numLayers: try required("num_layers", minimum: 1),
+            numHeads: try required("num_heads", minimum: 1),
+            numKVHeads: try required("num_kv_heads", minimum: 1),
+            headDim: try required("head_dim", minimum: 1),
+            seqLen: try required("seq_len", minimum: 1))
         guard shape.numHeads % shape.numKVHeads == 0 else {
-            throw attrs.site.error(nil, "num_heads = \(shape.numHeads) is not a multiple of num_kv_heads = \(shape.numKVHeads)")
+            throw attrs.site.error(
+                nil, "num_heads = \(shape.numHeads) is not a multiple of num_kv_heads = \(shape.numKVHeads)")
         }
         return shape
     }
@@ -106,11 +110,15 @@ func requireFormat(_ attrs: H5Attributes, _ expected: String) throws -> FormatHe
             throw attrs.site.error(nil, "format_version = 2 needs the root attribute extensions (docs/format.md)")
         }
         var extensions: [FormatExtension] = []
-        for name in list.split(separator: ",", omittingEmptySubsequences: true).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        for name in list.split(separator: ",", omittingEmptySubsequences: true).map({
+            $0.trimmingCharacters(in: .whitespaces)
+        }) {
             guard let e = FormatExtension(rawValue: name) else {
                 let known = FormatExtension.allCases.map(\.rawValue).joined(separator: ", ")
-                throw attrs.site.error(nil, "uses the format extension \"\(name)\", which this lookm (\(lookmVersion)) does not know "
-                    + "(it reads: \(known)); a newer lookm reads this file")
+                throw attrs.site.error(
+                    nil,
+                    "uses the format extension \"\(name)\", which this lookm (\(lookmVersion)) does not know "
+                        + "(it reads: \(known)); a newer lookm reads this file")
             }
             if !extensions.contains(e) { extensions.append(e) }
         }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a cache records about the dump it came from, so a rerun can tell whether the input changed.

@@ -1,5 +1,5 @@
-import CKernels
 import CHDF5
+import CKernels
 import CZstd
 
 /// Encodes chunks exactly as HDF5's pipeline would (stored element type, shuffle, zstd), without
@@ -31,7 +31,8 @@ struct ChunkEncoder: Sendable, Equatable {
     /// `zstd` is a compression context to reuse (a worker's): creating one per chunk costs more
     /// than compressing a small chunk. Same bytes either way.
     func encode(_ values: UnsafeBufferPointer<Float>, zstd context: ZstdContext? = nil) -> [Chunk] {
-        let elem = type.byteSize, chunkElements = chunkRows * rowLength
+        let elem = type.byteSize
+        let chunkElements = chunkRows * rowLength
         var chunks: [Chunk] = []
         var raw = [UInt8](repeating: 0, count: chunkElements * elem)
         var shuffled = [UInt8](repeating: 0, count: raw.count)
@@ -58,7 +59,8 @@ struct ChunkEncoder: Sendable, Equatable {
                     let cctx = context ?? ZstdContext()
                     data = data.withUnsafeBytes { i in
                         [UInt8](unsafeUninitializedCapacity: capacity) { o, count in
-                            let written = ZSTD_compressCCtx(cctx.pointer, o.baseAddress, capacity, i.baseAddress, i.count, Int32(level))
+                            let written = ZSTD_compressCCtx(
+                                cctx.pointer, o.baseAddress, capacity, i.baseAddress, i.count, Int32(level))
                             precondition(ZSTD_isError(written) == 0, "zstd cannot fail on a bound-sized buffer")
                             count = written
                         }
@@ -89,8 +91,9 @@ extension ChunkEncoder {
     /// workers can encode a head as soon as it is computed; nil when HDF5 must run the codec.
     static func planned(type: ElementType, shape: [Int], codec: Codec) -> ChunkEncoder? {
         guard shape.count == 3, shape[1] > 0 else { return nil }
-        let e = ChunkEncoder(type: type, chunkRows: TensorWriter.chunk(for: shape, elementSize: type.byteSize)[1],
-                             rows: shape[1], rowLength: shape[2], codec: codec)
+        let e = ChunkEncoder(
+            type: type, chunkRows: TensorWriter.chunk(for: shape, elementSize: type.byteSize)[1],
+            rows: shape[1], rowLength: shape[2], codec: codec)
         return e.supported ? e : nil
     }
 }
@@ -98,16 +101,19 @@ extension ChunkEncoder {
 extension TensorWriter {
     /// How this dataset's chunks are encoded (safe to use from any thread).
     var encoder: ChunkEncoder {
-        ChunkEncoder(type: type, chunkRows: dataset.chunkShape?[1] ?? rows, rows: rows, rowLength: rowLength, codec: codec)
+        ChunkEncoder(
+            type: type, chunkRows: dataset.chunkShape?[1] ?? rows, rows: rows, rowLength: rowLength, codec: codec)
     }
 
     /// Writes chunks made by `encoder` for head `head` (HDF5's filters are skipped: already applied).
     func writeEncoded(head: Int, _ chunks: [ChunkEncoder.Chunk]) throws {
         for c in chunks {
-            var offset = [hsize_t(head), hsize_t(c.firstRow)] + [hsize_t](repeating: 0, count: max(0, dataset.shape.count - 2))
+            var offset =
+                [hsize_t(head), hsize_t(c.firstRow)] + [hsize_t](repeating: 0, count: max(0, dataset.shape.count - 2))
             _ = try c.bytes.withUnsafeBytes { b in
-                try dataset.site.check(H5Dwrite_chunk(dataset.handle.id, h5_default(), 0, &offset, b.count, b.baseAddress),
-                                       dataset.path, "writing a chunk")
+                try dataset.site.check(
+                    H5Dwrite_chunk(dataset.handle.id, h5_default(), 0, &offset, b.count, b.baseAddress),
+                    dataset.path, "writing a chunk")
             }
         }
     }

@@ -17,11 +17,15 @@ public enum Codec: Equatable, Sendable, CustomStringConvertible {
             return .none
         case "deflate":
             let l = level ?? 4
-            guard (0...9).contains(l) else { throw LookMError.usage("--level \(l) is out of range for deflate; use 0...9") }
+            guard (0...9).contains(l) else {
+                throw LookMError.usage("--level \(l) is out of range for deflate; use 0...9")
+            }
             return .deflate(level: l)
         case "zstd":
             let l = level ?? 3
-            guard (-7...22).contains(l) else { throw LookMError.usage("--level \(l) is out of range for zstd; use -7...22") }
+            guard (-7...22).contains(l) else {
+                throw LookMError.usage("--level \(l) is out of range for zstd; use -7...22")
+            }
             return .zstd(level: l)
         default:
             throw LookMError.usage("unknown codec '\(name)'; use one of \(names.joined(separator: ", "))")
@@ -56,7 +60,8 @@ public enum Codec: Equatable, Sendable, CustomStringConvertible {
             try site.check(H5Pset_deflate(dcpl, UInt32(l)), object, "adding the deflate filter")
         case .zstd(let l):
             var cd = [UInt32(bitPattern: Int32(l))]
-            try site.check(H5Pset_filter(dcpl, ZstdFilter.id, h5z_flag_mandatory(), 1, &cd), object, "adding the zstd filter")
+            try site.check(
+                H5Pset_filter(dcpl, ZstdFilter.id, h5z_flag_mandatory(), 1, &cd), object, "adding the zstd filter")
         }
     }
 }

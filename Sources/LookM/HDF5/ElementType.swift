@@ -21,12 +21,18 @@ struct StoredElement {
     let memoryType: H5Handle
 
     /// Classifies a dataset's file type. `bf16Attribute` is the dataset's `dtype` attribute, if any.
-    static func classify(fileType: hid_t, bf16Attribute: String?, site: H5Site, object: String) throws -> StoredElement {
+    static func classify(fileType: hid_t, bf16Attribute: String?, site: H5Site, object: String) throws -> StoredElement
+    {
         let cls = H5Tget_class(fileType)
         let size = H5Tget_size(fileType)
         if cls == H5T_FLOAT {
-            var spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0
-            try site.check(H5Tget_fields(fileType, &spos, &epos, &esize, &mpos, &msize), object, "reading the float type")
+            var spos = 0
+            var epos = 0
+            var esize = 0
+            var mpos = 0
+            var msize = 0
+            try site.check(
+                H5Tget_fields(fileType, &spos, &epos, &esize, &mpos, &msize), object, "reading the float type")
             let fields = [spos, epos, esize, mpos, msize]
             let type: ElementType?
             switch (size, fields) {
@@ -37,7 +43,10 @@ struct StoredElement {
             default: type = nil
             }
             guard let type else {
-                throw site.error(object, "unsupported float type (\(size * 8)-bit, fields \(fields)); expected float16, bfloat16, float32 or float64")
+                throw site.error(
+                    object,
+                    "unsupported float type (\(size * 8)-bit, fields \(fields)); expected float16, bfloat16, float32 or float64"
+                )
             }
             // Same fields, little-endian: reading into it is a plain copy (or a byte swap). The copy
             // is left untouched when the file is little-endian already: HDF5 then sees equal types
@@ -50,12 +59,16 @@ struct StoredElement {
         }
         if cls == H5T_INTEGER, size == 2, H5Tget_sign(fileType) == H5T_SGN_NONE {
             guard bf16Attribute == "bfloat16" else {
-                throw site.error(object, "uint16 tensor without the attribute dtype = \"bfloat16\"; tensors must be float16, bfloat16 or float32")
+                throw site.error(
+                    object,
+                    "uint16 tensor without the attribute dtype = \"bfloat16\"; tensors must be float16, bfloat16 or float32"
+                )
             }
             let mem = try site.own(H5Tcopy(h5t_std_u16le()), object, "copying the integer type", closer: H5Tclose)
             return StoredElement(type: .bfloat16, memoryType: mem)
         }
-        throw site.error(object, "unsupported element type (\(describe(fileType))); expected float16, bfloat16 or float32")
+        throw site.error(
+            object, "unsupported element type (\(describe(fileType))); expected float16, bfloat16 or float32")
     }
 
     /// The file type a writer uses for `type`; bfloat16 is always the uint16 form (docs/format.md).

@@ -44,13 +44,17 @@ struct H5Attributes {
             var p: UnsafeMutablePointer<CChar>? = nil
             try site.check(H5Aread(attr.id, memType.id, &p), nil, "reading \(where_(name))")
             guard let p else { return "" }
-            defer { H5free_memory(p) }   // HDF5 allocated it; free it through HDF5
+            defer { H5free_memory(p) }  // HDF5 allocated it; free it through HDF5
             return String(cString: p)
         }
         let size = H5Tget_size(fileType.id)
-        guard size > 0, size < 1 << 20 else { throw site.error(nil, "\(where_(name)) has an invalid string size \(size)") }
+        guard size > 0, size < 1 << 20 else {
+            throw site.error(nil, "\(where_(name)) has an invalid string size \(size)")
+        }
         var bytes = [UInt8](repeating: 0, count: size + 1)
-        try site.check(bytes.withUnsafeMutableBytes { H5Aread(attr.id, fileType.id, $0.baseAddress) }, nil, "reading \(where_(name))")
+        try site.check(
+            bytes.withUnsafeMutableBytes { H5Aread(attr.id, fileType.id, $0.baseAddress) }, nil,
+            "reading \(where_(name))")
         let end = bytes.firstIndex(of: 0) ?? size
         return String(decoding: bytes[..<end], as: UTF8.self)
     }
@@ -61,9 +65,12 @@ struct H5Attributes {
         guard H5Tget_class(fileType.id) == H5T_INTEGER else {
             throw site.error(nil, "\(where_(name)) is \(StoredElement.describe(fileType.id)), expected an integer")
         }
-        guard try elementCount(attr, name) == 1 else { throw site.error(nil, "\(where_(name)) must be a single integer") }
+        guard try elementCount(attr, name) == 1 else {
+            throw site.error(nil, "\(where_(name)) must be a single integer")
+        }
         var value: Int64 = 0
-        try site.check(H5Aread(attr.id, h5t_native_int64(), &value), nil, "reading \(where_(name)) (out of the int64 range?)")
+        try site.check(
+            H5Aread(attr.id, h5t_native_int64(), &value), nil, "reading \(where_(name)) (out of the int64 range?)")
         return Int(value)
     }
 
@@ -74,7 +81,9 @@ struct H5Attributes {
         guard cls == H5T_FLOAT || cls == H5T_INTEGER else {
             throw site.error(nil, "\(where_(name)) is \(StoredElement.describe(fileType.id)), expected a number")
         }
-        guard try elementCount(attr, name) == 1 else { throw site.error(nil, "\(where_(name)) must be a single number") }
+        guard try elementCount(attr, name) == 1 else {
+            throw site.error(nil, "\(where_(name)) must be a single number")
+        }
         var value = 0.0
         try site.check(H5Aread(attr.id, h5t_native_double(), &value), nil, "reading \(where_(name))")
         return value
@@ -90,8 +99,9 @@ struct H5Attributes {
         H5Tset_size(type.id, h5t_variable())
         H5Tset_cset(type.id, H5T_CSET_UTF8)
         let space = try scalarSpace(name)
-        let attr = try site.own(H5Acreate2(owner.id, name, type.id, space.id, h5_default(), h5_default()),
-                                nil, "creating \(where_(name))", closer: H5Aclose)
+        let attr = try site.own(
+            H5Acreate2(owner.id, name, type.id, space.id, h5_default(), h5_default()),
+            nil, "creating \(where_(name))", closer: H5Aclose)
         try value.withCString { cs in
             var p: UnsafePointer<CChar>? = cs
             try site.check(H5Awrite(attr.id, type.id, &p), nil, "writing \(where_(name))")
@@ -110,8 +120,9 @@ struct H5Attributes {
 
     private func write<T: BitwiseCopyable>(_ name: String, fileType: hid_t, memType: hid_t, _ value: inout T) throws {
         let space = try scalarSpace(name)
-        let attr = try site.own(H5Acreate2(owner.id, name, fileType, space.id, h5_default(), h5_default()),
-                                nil, "creating \(where_(name))", closer: H5Aclose)
+        let attr = try site.own(
+            H5Acreate2(owner.id, name, fileType, space.id, h5_default(), h5_default()),
+            nil, "creating \(where_(name))", closer: H5Aclose)
         try site.check(H5Awrite(attr.id, memType, &value), nil, "writing \(where_(name))")
     }
 }

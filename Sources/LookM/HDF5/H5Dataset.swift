@@ -15,8 +15,10 @@ final class H5Dataset {
     /// Filter ids and names in pipeline order.
     let filters: [(id: Int32, name: String)]
 
-    private init(handle: H5Handle, site: H5Site, path: String, shape: [Int], fileType: H5Handle,
-                 chunkShape: [Int]?, filters: [(id: Int32, name: String)]) {
+    private init(
+        handle: H5Handle, site: H5Site, path: String, shape: [Int], fileType: H5Handle,
+        chunkShape: [Int]?, filters: [(id: Int32, name: String)]
+    ) {
         self.handle = handle
         self.site = site
         self.path = path
@@ -37,7 +39,8 @@ final class H5Dataset {
 
     private static func openUnchecked(in file: H5File, path: String) throws -> H5Dataset {
         let site = file.site
-        var handle = try site.own(H5Dopen2(file.handle.id, path, h5_default()), path, "opening the dataset", closer: H5Dclose)
+        var handle = try site.own(
+            H5Dopen2(file.handle.id, path, h5_default()), path, "opening the dataset", closer: H5Dclose)
         let space = try site.own(H5Dget_space(handle.id), path, "reading the shape", closer: H5Sclose)
         let rank = Int(try site.check(H5Sget_simple_extent_ndims(space.id), path, "reading the rank"))
         var dims = [hsize_t](repeating: 0, count: max(rank, 1))
@@ -45,7 +48,8 @@ final class H5Dataset {
         let shape = rank == 0 ? [] : dims.map { Int($0) }
         let fileType = try site.own(H5Dget_type(handle.id), path, "reading the type", closer: H5Tclose)
 
-        let dcpl = try site.own(H5Dget_create_plist(handle.id), path, "reading the creation properties", closer: H5Pclose)
+        let dcpl = try site.own(
+            H5Dget_create_plist(handle.id), path, "reading the creation properties", closer: H5Pclose)
         var chunkShape: [Int]? = nil
         if H5Pget_layout(dcpl.id) == H5D_CHUNKED, rank > 0 {
             var chunk = [hsize_t](repeating: 0, count: rank)
@@ -55,7 +59,9 @@ final class H5Dataset {
         var filters: [(id: Int32, name: String)] = []
         let nfilters = Int(try site.check(H5Pget_nfilters(dcpl.id), path, "reading the filters"))
         for i in 0..<nfilters {
-            var flags: UInt32 = 0, nelmts = 0, config: UInt32 = 0
+            var flags: UInt32 = 0
+            var nelmts = 0
+            var config: UInt32 = 0
             var name = [CChar](repeating: 0, count: 256)
             let id = H5Pget_filter2(dcpl.id, UInt32(i), &flags, &nelmts, nil, name.count, &name, &config)
             try site.check(id, path, "reading filter \(i)")
@@ -66,9 +72,11 @@ final class H5Dataset {
         // Chunks of one head are read once each: no chunk cache, so HDF5 reads them straight into
         // the caller's buffer instead of through a cache buffer (measured: 14 % of compress time).
         if let chunk = chunkShape, shape.count >= 2, chunk[0] == 1 {
-            let dapl = try site.own(H5Pcreate(h5p_dataset_access()), path, "making an access property list", closer: H5Pclose)
+            let dapl = try site.own(
+                H5Pcreate(h5p_dataset_access()), path, "making an access property list", closer: H5Pclose)
             try site.check(H5Pset_chunk_cache(dapl.id, 0, 0, 1.0), path, "turning off the chunk cache")
-            handle = try site.own(H5Dopen2(file.handle.id, path, dapl.id), path, "opening the dataset", closer: H5Dclose)
+            handle = try site.own(
+                H5Dopen2(file.handle.id, path, dapl.id), path, "opening the dataset", closer: H5Dclose)
         }
         // Chunks shared by several heads: reopen with a cache sized for one head's read.
         if let chunk = chunkShape, shape.count >= 2, chunk[0] > 1, shape.allSatisfy({ $0 > 0 }) {
@@ -78,22 +86,31 @@ final class H5Dataset {
             for d in 1..<shape.count { touched *= (shape[d] + chunk[d] - 1) / chunk[d] }
             let bytes = touched.multipliedReportingOverflow(by: chunkBytes)
             if !bytes.overflow, bytes.partialValue < 1 << 34 {
-                let dapl = try site.own(H5Pcreate(h5p_dataset_access()), path, "making an access property list", closer: H5Pclose)
-                let slots = [521, 10007, 100003, 1000003].first { $0 >= touched * 100 } ?? 1000003
-                try site.check(H5Pset_chunk_cache(dapl.id, slots, bytes.partialValue + chunkBytes, 1.0), path, "sizing the chunk cache")
-                handle = try site.own(H5Dopen2(file.handle.id, path, dapl.id), path, "opening the dataset", closer: H5Dclose)
+                let dapl = try site.own(
+                    H5Pcreate(h5p_dataset_access()), path, "making an access property list", closer: H5Pclose)
+                let slots = [521, 10007, 100003, 1_000_003].first { $0 >= touched * 100 } ?? 1_000_003
+                try site.check(
+                    H5Pset_chunk_cache(dapl.id, slots, bytes.partialValue + chunkBytes, 1.0), path,
+                    "sizing the chunk cache")
+                handle = try site.own(
+                    H5Dopen2(file.handle.id, path, dapl.id), path, "opening the dataset", closer: H5Dclose)
             }
         }
-        return H5Dataset(handle: handle, site: site, path: path, shape: shape, fileType: fileType,
-                         chunkShape: chunkShape, filters: filters)
+        return H5Dataset(
+            handle: handle, site: site, path: path, shape: shape, fileType: fileType,
+            chunkShape: chunkShape, filters: filters)
     }
 
     /// Creates a dataset; `chunk` nil means contiguous storage (then the codec must be `.none`).
-    static func create(in file: H5File, path: String, fileType: hid_t, shape: [Int], chunk: [Int]?, codec: Codec) throws -> H5Dataset {
+    static func create(in file: H5File, path: String, fileType: hid_t, shape: [Int], chunk: [Int]?, codec: Codec) throws
+        -> H5Dataset
+    {
         let site = file.site
         let dims = shape.map { hsize_t($0) }
-        let space = try site.own(H5Screate_simple(Int32(dims.count), dims, nil), path, "making the dataspace", closer: H5Sclose)
-        let dcpl = try site.own(H5Pcreate(h5p_dataset_create()), path, "making a creation property list", closer: H5Pclose)
+        let space = try site.own(
+            H5Screate_simple(Int32(dims.count), dims, nil), path, "making the dataspace", closer: H5Sclose)
+        let dcpl = try site.own(
+            H5Pcreate(h5p_dataset_create()), path, "making a creation property list", closer: H5Pclose)
         // No modification times: the same content must give the same bytes (deterministic output).
         try site.check(H5Pset_obj_track_times(dcpl.id, false), path, "turning off time tracking")
         if let chunk, shape.allSatisfy({ $0 > 0 }) {
@@ -101,9 +118,12 @@ final class H5Dataset {
             try site.check(H5Pset_chunk(dcpl.id, Int32(c.count), c), path, "setting the chunk shape")
             try codec.apply(to: dcpl.id, elementSize: H5Tget_size(fileType), site: site, object: path)
         }
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex { try file.createGroups(String(path[..<slash])) }
-        _ = try site.own(H5Dcreate2(file.handle.id, path, fileType, space.id, h5_default(), dcpl.id, h5_default()),
-                         path, "creating the dataset", closer: H5Dclose)
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try file.createGroups(String(path[..<slash]))
+        }
+        _ = try site.own(
+            H5Dcreate2(file.handle.id, path, fileType, space.id, h5_default(), dcpl.id, h5_default()),
+            path, "creating the dataset", closer: H5Dclose)
         return try openUnchecked(in: file, path: path)
     }
 
@@ -113,7 +133,10 @@ final class H5Dataset {
         for f in filters where H5Zfilter_avail(H5Z_filter_t(f.id)) <= 0 {
             H5Eclear2(h5e_default())
             let name = f.name.isEmpty ? "" : " (\(f.name))"
-            throw site.error(path, "needs HDF5 filter id \(f.id)\(name), which is not available; install its plugin and set HDF5_PLUGIN_PATH")
+            throw site.error(
+                path,
+                "needs HDF5 filter id \(f.id)\(name), which is not available; install its plugin and set HDF5_PLUGIN_PATH"
+            )
         }
     }
 
@@ -125,13 +148,16 @@ final class H5Dataset {
     private func selection(start: [Int], count: [Int]) throws -> (file: H5Handle, memory: H5Handle) {
         let fileSpace = try site.own(H5Dget_space(handle.id), path, "reading the dataspace", closer: H5Sclose)
         if !shape.isEmpty {
-            let s = start.map { hsize_t($0) }, c = count.map { hsize_t($0) }
-            try site.check(H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, s, nil, c, nil), path, "selecting \(start)+\(count)")
+            let s = start.map { hsize_t($0) }
+            let c = count.map { hsize_t($0) }
+            try site.check(
+                H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, s, nil, c, nil), path, "selecting \(start)+\(count)")
         }
         // The memory space has the selection's own shape: with a flat one, HDF5 maps chunks to
         // memory element by element (measured: 60 MB/s instead of GB/s).
         let dims = shape.isEmpty ? [hsize_t(1)] : count.map { hsize_t($0) }
-        let memSpace = try site.own(H5Screate_simple(Int32(dims.count), dims, nil), path, "making a memory dataspace", closer: H5Sclose)
+        let memSpace = try site.own(
+            H5Screate_simple(Int32(dims.count), dims, nil), path, "making a memory dataspace", closer: H5Sclose)
         return (fileSpace, memSpace)
     }
 
@@ -160,20 +186,28 @@ final class H5Dataset {
         }
         let stored = storageBytes
         if !filters.isEmpty && declared > Self.smallBytes && declared / Self.maxExpansion > stored {
-            throw site.error(path, "declares \(shape) (\(declared) bytes) but its compressed chunks hold \(stored) bytes "
-                + "(more than \(Self.maxExpansion)x expansion): damaged or not written")
+            throw site.error(
+                path,
+                "declares \(shape) (\(declared) bytes) but its compressed chunks hold \(stored) bytes "
+                    + "(more than \(Self.maxExpansion)x expansion): damaged or not written")
         }
         guard let chunk = chunkShape else { return }
         let chunkBytes = Self.bytes(chunk, elementSize)
         if chunkBytes > max(declared, Self.smallBytes) {
-            throw site.error(path, "chunks of \(chunk) (\(chunkBytes) bytes) are larger than the dataset (\(declared) bytes); "
-                + "re-chunk it, e.g. h5repack -l \(path.dropFirst()):CHUNK=\(Self.sensibleChunk(shape))")
+            throw site.error(
+                path,
+                "chunks of \(chunk) (\(chunkBytes) bytes) are larger than the dataset (\(declared) bytes); "
+                    + "re-chunk it, e.g. h5repack -l \(path.dropFirst()):CHUNK=\(Self.sensibleChunk(shape))")
         }
         var chunks = 1
-        for (n, c) in zip(shape, chunk) where c > 0 { chunks = chunks.multipliedReportingOverflow(by: (n + c - 1) / c).partialValue }
+        for (n, c) in zip(shape, chunk) where c > 0 {
+            chunks = chunks.multipliedReportingOverflow(by: (n + c - 1) / c).partialValue
+        }
         if chunks > Self.manyChunks && chunkBytes < Self.smallChunkBytes {
-            throw site.error(path, "\(chunks) chunks of \(chunkBytes) bytes: too small to read efficiently; "
-                + "re-chunk it, e.g. h5repack -l \(path.dropFirst()):CHUNK=\(Self.sensibleChunk(shape))")
+            throw site.error(
+                path,
+                "\(chunks) chunks of \(chunkBytes) bytes: too small to read efficiently; "
+                    + "re-chunk it, e.g. h5repack -l \(path.dropFirst()):CHUNK=\(Self.sensibleChunk(shape))")
         }
     }
 
@@ -203,14 +237,16 @@ final class H5Dataset {
         let (fileSpace, memSpace) = try selection(start: start, count: count)
         ZstdFilter.expectedChunkBytes = chunkBytes
         defer { ZstdFilter.expectedChunkBytes = 0 }
-        try site.check(H5Dread(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "reading data")
+        try site.check(
+            H5Dread(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "reading data")
     }
 
     /// Writes the box `start ..< start + count` from `buffer` holding `memoryType` elements.
     func write(start: [Int], count: [Int], memoryType: hid_t, from buffer: UnsafeRawPointer) throws {
         precondition(start.count == shape.count && count.count == shape.count, "selection rank")
         let (fileSpace, memSpace) = try selection(start: start, count: count)
-        try site.check(H5Dwrite(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "writing data")
+        try site.check(
+            H5Dwrite(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "writing data")
     }
 
     /// Reads a whole integer dataset, converted to Int64 (any integer type in the file).
@@ -222,7 +258,8 @@ final class H5Dataset {
         var values = [Int64](repeating: 0, count: count)
         if count > 0 {
             try values.withUnsafeMutableBytes {
-                try read(start: shape.map { _ in 0 }, count: shape, memoryType: h5t_native_int64(), into: $0.baseAddress!)
+                try read(
+                    start: shape.map { _ in 0 }, count: shape, memoryType: h5t_native_int64(), into: $0.baseAddress!)
             }
         }
         return values
@@ -245,15 +282,17 @@ extension H5Dataset {
     var storageDescription: String {
         var s = chunkShape.map { "chunk " + $0.map(String.init).joined(separator: "x") } ?? "contiguous"
         if !filters.isEmpty {
-            s += ", " + filters.map { f in
-                switch f.id {
-                case 1: return "deflate"
-                case 2: return "shuffle"
-                case 3: return "fletcher32"
-                case ZstdFilter.id: return "zstd"
-                default: return f.name.isEmpty ? "filter \(f.id)" : "\(f.name) (\(f.id))"
-                }
-            }.joined(separator: "+")
+            s +=
+                ", "
+                + filters.map { f in
+                    switch f.id {
+                    case 1: return "deflate"
+                    case 2: return "shuffle"
+                    case 3: return "fletcher32"
+                    case ZstdFilter.id: return "zstd"
+                    default: return f.name.isEmpty ? "filter \(f.id)" : "\(f.name) (\(f.id))"
+                    }
+                }.joined(separator: "+")
         }
         return s
     }

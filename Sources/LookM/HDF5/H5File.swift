@@ -41,13 +41,21 @@ final class H5File {
             try site.check(status, nil, "listing the file's objects")
             return
         case LOOKM_FOREIGN_EXTERNAL_LINK:
-            throw site.error(path, "is an external link to another file; a lookm file must be self-contained (h5repack can copy the data in)")
+            throw site.error(
+                path,
+                "is an external link to another file; a lookm file must be self-contained (h5repack can copy the data in)"
+            )
         case LOOKM_FOREIGN_USER_LINK:
             throw site.error(path, "is a user-defined link; a lookm file may hold only hard and soft links")
         case LOOKM_FOREIGN_EXTERNAL_RAW:
-            throw site.error(path, "keeps its data in external files; a lookm file must be self-contained (h5repack can copy the data in)")
+            throw site.error(
+                path,
+                "keeps its data in external files; a lookm file must be self-contained (h5repack can copy the data in)")
         case LOOKM_FOREIGN_VIRTUAL:
-            throw site.error(path, "is a virtual dataset (its data lives elsewhere); a lookm file must be self-contained (h5repack can copy the data in)")
+            throw site.error(
+                path,
+                "is a virtual dataset (its data lives elsewhere); a lookm file must be self-contained (h5repack can copy the data in)"
+            )
         default:
             H5Eclear2(h5e_default())
             throw site.error(path, "cannot be opened: damaged object header")
@@ -97,7 +105,9 @@ final class H5File {
         for part in path.split(separator: "/") {
             prefix += "/" + part
             if H5Lexists(handle.id, prefix, h5_default()) > 0 { continue }
-            _ = try site.own(H5Gcreate2(handle.id, prefix, h5_default(), gcpl.id, h5_default()), prefix, "creating the group", closer: H5Gclose)
+            _ = try site.own(
+                H5Gcreate2(handle.id, prefix, h5_default(), gcpl.id, h5_default()), prefix, "creating the group",
+                closer: H5Gclose)
         }
     }
 
@@ -109,7 +119,8 @@ final class H5File {
 
     /// Attributes of the root group.
     func rootAttributes() throws -> H5Attributes {
-        let group = try site.own(H5Gopen2(handle.id, "/", h5_default()), "/", "opening the root group", closer: H5Gclose)
+        let group = try site.own(
+            H5Gopen2(handle.id, "/", h5_default()), "/", "opening the root group", closer: H5Gclose)
         return H5Attributes(owner: group, site: site, objectPath: "/")
     }
 

@@ -36,8 +36,10 @@ struct H5Site: Sendable {
     }
 
     /// Wraps a freshly created id, throwing if HDF5 returned an error instead.
-    func own(_ id: hid_t, _ object: String?, _ action: String,
-             closer: @escaping @convention(c) (hid_t) -> herr_t) throws -> H5Handle {
+    func own(
+        _ id: hid_t, _ object: String?, _ action: String,
+        closer: @escaping @convention(c) (hid_t) -> herr_t
+    ) throws -> H5Handle {
         try check(id, object, action)
         return H5Handle(id, closer: closer)
     }
@@ -60,12 +62,14 @@ public enum H5Library {
     static func lastErrorSuffix() -> String {
         var messages: [String] = []
         withUnsafeMutablePointer(to: &messages) { ptr in
-            _ = H5Ewalk2(h5e_default(), H5E_WALK_DOWNWARD, { _, err, client in
-                if let err, let desc = err.pointee.desc, let client {
-                    client.assumingMemoryBound(to: [String].self).pointee.append(String(cString: desc))
-                }
-                return 0
-            }, ptr)
+            _ = H5Ewalk2(
+                h5e_default(), H5E_WALK_DOWNWARD,
+                { _, err, client in
+                    if let err, let desc = err.pointee.desc, let client {
+                        client.assumingMemoryBound(to: [String].self).pointee.append(String(cString: desc))
+                    }
+                    return 0
+                }, ptr)
         }
         H5Eclear2(h5e_default())
         guard let last = messages.last(where: { !$0.isEmpty }) else { return "" }

@@ -4,7 +4,8 @@ import CKernels
 /// Float32 <-> stored element conversion, through CKernels (F16C when the CPU has it).
 enum ElementConversion {
     /// Converts `count` raw stored elements to Float32.
-    static func toFloat(_ raw: UnsafeRawPointer, _ type: ElementType, _ out: UnsafeMutablePointer<Float>, _ count: Int) {
+    static func toFloat(_ raw: UnsafeRawPointer, _ type: ElementType, _ out: UnsafeMutablePointer<Float>, _ count: Int)
+    {
         switch type {
         case .float16: lookm_f16_to_f32(raw.assumingMemoryBound(to: UInt16.self), out, count)
         case .bfloat16: lookm_bf16_to_f32(raw.assumingMemoryBound(to: UInt16.self), out, count)
@@ -15,7 +16,9 @@ enum ElementConversion {
     }
 
     /// Rounds `count` Float32 values to the stored type (round to nearest even).
-    static func fromFloat(_ input: UnsafePointer<Float>, _ type: ElementType, _ raw: UnsafeMutableRawPointer, _ count: Int) {
+    static func fromFloat(
+        _ input: UnsafePointer<Float>, _ type: ElementType, _ raw: UnsafeMutableRawPointer, _ count: Int
+    ) {
         switch type {
         case .float16: lookm_f32_to_f16(input, raw.assumingMemoryBound(to: UInt16.self), count)
         case .bfloat16: lookm_f32_to_bf16(input, raw.assumingMemoryBound(to: UInt16.self), count)
@@ -71,8 +74,9 @@ final class TensorReader {
         try dataset.requireFilters()
         let dtype = H5Tget_class(dataset.fileType.id) == H5T_INTEGER ? try dataset.attributes().string("dtype") : nil
         self.dataset = dataset
-        self.element = try StoredElement.classify(fileType: dataset.fileType.id, bf16Attribute: dtype,
-                                                  site: dataset.site, object: dataset.path)
+        self.element = try StoredElement.classify(
+            fileType: dataset.fileType.id, bf16Attribute: dtype,
+            site: dataset.site, object: dataset.path)
     }
 
     var type: ElementType { element.type }
@@ -88,15 +92,24 @@ final class TensorReader {
     func readRaw(head: Int, rows range: Range<Int>? = nil, into raw: UnsafeMutableRawPointer) throws {
         let r = range ?? 0..<rows
         guard r.count * rowLength > 0 else { return }
-        var start = [head], count = [1]
-        if shape.count > 1 { start.append(r.lowerBound); count.append(r.count) }
-        if shape.count > 2 { start += shape[2...].map { _ in 0 }; count += shape[2...] }
+        var start = [head]
+        var count = [1]
+        if shape.count > 1 {
+            start.append(r.lowerBound)
+            count.append(r.count)
+        }
+        if shape.count > 2 {
+            start += shape[2...].map { _ in 0 }
+            count += shape[2...]
+        }
         try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: raw)
     }
 
     /// Converts raw stored values of head `head` (starting at row `firstRow`) to Float32, rejecting
     /// NaN and infinity with their position. Safe to call from any thread: no HDF5 call.
-    func convert(_ raw: UnsafeRawPointer, head: Int, firstRow: Int = 0, into out: UnsafeMutableBufferPointer<Float>) throws {
+    func convert(_ raw: UnsafeRawPointer, head: Int, firstRow: Int = 0, into out: UnsafeMutableBufferPointer<Float>)
+        throws
+    {
         let n = out.count
         guard n > 0 else { return }
         ElementConversion.toFloat(raw, element.type, out.baseAddress!, n)
@@ -104,7 +117,9 @@ final class TensorReader {
         if bad < n {
             let row = firstRow + bad / rowLength
             let what = out[bad].isNaN ? "NaN" : "infinity"
-            let at = shape.count > 2 ? "head \(head), row \(row), column \(bad % rowLength)" : "head \(head), position \(row)"
+            let at =
+                shape.count > 2
+                ? "head \(head), row \(row), column \(bad % rowLength)" : "head \(head), position \(row)"
             throw dataset.site.error(dataset.path, "\(what) at \(at)")
         }
     }
@@ -115,7 +130,9 @@ final class TensorReader {
         let n = r.count * rowLength
         precondition(out.count >= n, "output buffer too small")
         guard n > 0 else { return }
-        let raw = element.type == .float32 ? UnsafeMutableRawPointer(out.baseAddress!) : scratch.reserve(n * element.type.byteSize)
+        let raw =
+            element.type == .float32
+            ? UnsafeMutableRawPointer(out.baseAddress!) : scratch.reserve(n * element.type.byteSize)
         try readRaw(head: head, rows: r, into: raw)
         try convert(raw, head: head, firstRow: r.lowerBound, into: UnsafeMutableBufferPointer(rebasing: out[0..<n]))
     }
@@ -154,7 +171,8 @@ final class TensorWriter {
     init(file: H5File, path: String, type: ElementType, shape: [Int], codec: Codec) throws {
         let fileType = try StoredElement.fileType(for: type, site: file.site, object: path)
         let chunk = TensorWriter.chunk(for: shape, elementSize: type.byteSize)
-        dataset = try H5Dataset.create(in: file, path: path, fileType: fileType.id, shape: shape, chunk: chunk, codec: codec)
+        dataset = try H5Dataset.create(
+            in: file, path: path, fileType: fileType.id, shape: shape, chunk: chunk, codec: codec)
         if type == .bfloat16 { try dataset.attributes().set("dtype", string: "bfloat16") }
         self.type = type
         self.codec = codec
@@ -169,8 +187,12 @@ final class TensorWriter {
         let n = rows * rowLength
         precondition(values.count >= n, "input buffer too small")
         guard n > 0 else { return }
-        var start = [head], count = [1]
-        if dataset.shape.count > 1 { start += dataset.shape[1...].map { _ in 0 }; count += dataset.shape[1...] }
+        var start = [head]
+        var count = [1]
+        if dataset.shape.count > 1 {
+            start += dataset.shape[1...].map { _ in 0 }
+            count += dataset.shape[1...]
+        }
         let raw = scratch.reserve(n * type.byteSize)
         ElementConversion.fromFloat(values.baseAddress!, type, raw, n)
         try dataset.write(start: start, count: count, memoryType: memoryType.id, from: raw)

@@ -23,9 +23,11 @@ enum ZstdFilter {
     private static var limit: Int { expectedChunkBytes > 0 ? min(expectedChunkBytes, maxChunkBytes) : maxChunkBytes }
 
     /// Returns the number of valid bytes in `*buf`, or 0 to tell HDF5 the filter failed.
-    private static func run(_ flags: UInt32, _ cdN: Int, _ cd: UnsafePointer<UInt32>?, _ nbytes: Int,
-                            _ bufSize: UnsafeMutablePointer<Int>?,
-                            _ buf: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int {
+    private static func run(
+        _ flags: UInt32, _ cdN: Int, _ cd: UnsafePointer<UInt32>?, _ nbytes: Int,
+        _ bufSize: UnsafeMutablePointer<Int>?,
+        _ buf: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> Int {
         guard let buf, let bufSize, let input = buf.pointee else { return 0 }
         if flags & h5z_flag_reverse() != 0 {
             guard let (out, n) = decompress(input, nbytes) else { return 0 }
@@ -38,7 +40,10 @@ enum ZstdFilter {
         let capacity = ZSTD_compressBound(nbytes)
         guard let out = H5allocate_memory(capacity, false) else { return 0 }
         let written = ZSTD_compress(out, capacity, input, nbytes, level)
-        guard ZSTD_isError(written) == 0 else { H5free_memory(out); return 0 }
+        guard ZSTD_isError(written) == 0 else {
+            H5free_memory(out)
+            return 0
+        }
         H5free_memory(input)
         buf.pointee = out
         bufSize.pointee = capacity
@@ -56,7 +61,10 @@ enum ZstdFilter {
             let n = Int(declared)
             guard let out = H5allocate_memory(max(n, 1), false) else { return nil }
             let r = ZSTD_decompress(out, n, input, nbytes)
-            guard ZSTD_isError(r) == 0, r == n else { H5free_memory(out); return nil }
+            guard ZSTD_isError(r) == 0, r == n else {
+                H5free_memory(out)
+                return nil
+            }
             return (out, n)
         }
         guard let stream = ZSTD_createDStream() else { return nil }
@@ -67,12 +75,19 @@ enum ZstdFilter {
         var outBuf = ZSTD_outBuffer(dst: out, size: capacity, pos: 0)
         while true {
             let r = ZSTD_decompressStream(stream, &outBuf, &inBuf)
-            if ZSTD_isError(r) != 0 { H5free_memory(out); return nil }
-            if r == 0 { return (out, outBuf.pos) }                  // frame complete
-            if inBuf.pos == inBuf.size && outBuf.pos < outBuf.size { H5free_memory(out); return nil }  // truncated
+            if ZSTD_isError(r) != 0 {
+                H5free_memory(out)
+                return nil
+            }
+            if r == 0 { return (out, outBuf.pos) }  // frame complete
+            if inBuf.pos == inBuf.size && outBuf.pos < outBuf.size {
+                H5free_memory(out)
+                return nil
+            }  // truncated
             if outBuf.pos == outBuf.size {
                 guard capacity < limit, let grown = H5resize_memory(out, min(capacity * 2, limit)) else {
-                    H5free_memory(out); return nil
+                    H5free_memory(out)
+                    return nil
                 }
                 capacity = min(capacity * 2, limit)
                 out = grown

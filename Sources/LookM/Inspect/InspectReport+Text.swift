@@ -6,12 +6,18 @@ extension InspectReport {
         func row(_ label: String, _ value: String) { lines.append("  " + label.padding(11) + value) }
 
         if let model { row("model", model) }
-        let kv = shape.numKVHeads == shape.numHeads ? "" : " (\(shape.numKVHeads) kv heads, GQA \(shape.numHeads / shape.numKVHeads):1)"
-        row("shape", "\(shape.numLayers) layers x \(shape.numHeads) heads\(kv) x head_dim \(shape.headDim), \(dtype.rawValue)")
+        let kv =
+            shape.numKVHeads == shape.numHeads
+            ? "" : " (\(shape.numKVHeads) kv heads, GQA \(shape.numHeads / shape.numKVHeads):1)"
+        row(
+            "shape",
+            "\(shape.numLayers) layers x \(shape.numHeads) heads\(kv) x head_dim \(shape.headDim), \(dtype.rawValue)")
         for (range, w) in Formatting.runs(layers.map { $0.slidingWindow ?? 0 }) where w > 0 {
             row("window", "\(Formatting.layers(range)): sliding window \(w) (holds the last \(w - 1) positions)")
         }
-        if let nextPosition { row("next pos", "\(nextPosition) (the rotary position after the prompt; seq_len is \(shape.seqLen))") }
+        if let nextPosition {
+            row("next pos", "\(nextPosition) (the rotary position after the prompt; seq_len is \(shape.seqLen))")
+        }
         let order = Modality.allCases.map(\.name)
         let parts = order.compactMap { m in tokens.counts[m].map { "\($0) \(m)" } }
         row("tokens", "\(shape.seqLen) = " + parts.joined(separator: " + "))
@@ -22,7 +28,9 @@ extension InspectReport {
             let kinds = Set(tokens.spans.map(\.modality))
             let what = kinds.count == 1 ? kinds.first! : "non-text"
             let size = sizes.count == 1 ? " x \(sizes.first!) tokens" : " spans"
-            row(what == "image" ? "images" : "spans", "\(tokens.spans.count)\(size) \(what == "image" ? "" : "(\(what)) ")at \(shown)\(more)")
+            row(
+                what == "image" ? "images" : "spans",
+                "\(tokens.spans.count)\(size) \(what == "image" ? "" : "(\(what)) ")at \(shown)\(more)")
         }
         if kind == .dump {
             for (range, names) in Formatting.runs(layers.map { describeDatasets($0) }) {
@@ -32,14 +40,24 @@ extension InspectReport {
         }
         if let cache {
             row("method", Self.describe(cache.method))
-            row("source", "\(cache.source.name) (\(Formatting.bytes(cache.source.size)), mtime \(cache.source.mtime)), lookm \(cache.lookmVersion)")
+            row(
+                "source",
+                "\(cache.source.name) (\(Formatting.bytes(cache.source.size)), mtime \(cache.source.mtime)), lookm \(cache.lookmVersion)"
+            )
             for (range, kept) in Formatting.runs(layers.map { $0.kept ?? 0 }) {
                 let merged = layers[range].reduce(0) { $0 + ($1.merged ?? 0) }
-                row("kept", "\(Formatting.layers(range)): \(kept) of \(shape.seqLen) tokens (\(Formatting.percent(kept, of: shape.seqLen))), \(merged) merged")
+                row(
+                    "kept",
+                    "\(Formatting.layers(range)): \(kept) of \(shape.seqLen) tokens (\(Formatting.percent(kept, of: shape.seqLen))), \(merged) merged"
+                )
             }
         }
-        let perLayer = Set(layers.map(\.kvBytes)).count == 1 ? "\(Formatting.bytes(layers.first?.kvBytes ?? 0)) per layer, " : ""
-        row("K/V", "\(perLayer)\(Formatting.bytes(kvBytes)) in all; \(Formatting.bytes(kvStoredBytes)) on disk (\(layers.first?.storage ?? "-"))")
+        let perLayer =
+            Set(layers.map(\.kvBytes)).count == 1 ? "\(Formatting.bytes(layers.first?.kvBytes ?? 0)) per layer, " : ""
+        row(
+            "K/V",
+            "\(perLayer)\(Formatting.bytes(kvBytes)) in all; \(Formatting.bytes(kvStoredBytes)) on disk (\(layers.first?.storage ?? "-"))"
+        )
         row("file", Formatting.bytes(fileBytes))
         return lines.joined(separator: "\n")
     }

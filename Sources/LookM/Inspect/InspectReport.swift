@@ -6,8 +6,11 @@ public struct InspectReport: Codable, Sendable {
     public struct Shape: Codable, Sendable {
         public var numLayers, numHeads, numKVHeads, headDim, seqLen: Int
         enum CodingKeys: String, CodingKey {
-            case numLayers = "num_layers", numHeads = "num_heads", numKVHeads = "num_kv_heads"
-            case headDim = "head_dim", seqLen = "seq_len"
+            case numLayers = "num_layers"
+            case numHeads = "num_heads"
+            case numKVHeads = "num_kv_heads"
+            case headDim = "head_dim"
+            case seqLen = "seq_len"
         }
     }
 
@@ -17,7 +20,11 @@ public struct InspectReport: Codable, Sendable {
         public var spans: [TokenTable.Span]
         public var hasSegment: Bool
         public var hasIds: Bool
-        enum CodingKeys: String, CodingKey { case counts, spans, hasSegment = "has_segment", hasIds = "has_ids" }
+        enum CodingKeys: String, CodingKey {
+            case counts, spans
+            case hasSegment = "has_segment"
+            case hasIds = "has_ids"
+        }
     }
 
     public struct Layer: Codable, Sendable {
@@ -40,7 +47,10 @@ public struct InspectReport: Codable, Sendable {
         public var slidingWindow: Int? = nil
         enum CodingKeys: String, CodingKey {
             case index, datasets, kept, merged, dropped, storage
-            case windowRows = "window_rows", kvBytes = "kv_bytes", kvStoredBytes = "kv_stored_bytes", slidingWindow = "sliding_window"
+            case windowRows = "window_rows"
+            case kvBytes = "kv_bytes"
+            case kvStoredBytes = "kv_stored_bytes"
+            case slidingWindow = "sliding_window"
         }
     }
 
@@ -49,7 +59,10 @@ public struct InspectReport: Codable, Sendable {
         public var method: JSONValue
         public var source: SourceInfo
         public var lookmVersion: String
-        enum CodingKeys: String, CodingKey { case method, source, lookmVersion = "lookm_version" }
+        enum CodingKeys: String, CodingKey {
+            case method, source
+            case lookmVersion = "lookm_version"
+        }
     }
 
     public var file: String
@@ -74,8 +87,12 @@ public struct InspectReport: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case file, kind, valid, model, shape, dtype, probes, tokens, layers, cache, extensions
-        case formatVersion = "format_version", fileBytes = "file_bytes", attnScale = "attn_scale", nextPosition = "next_position"
-        case kvBytes = "kv_bytes", kvStoredBytes = "kv_stored_bytes"
+        case formatVersion = "format_version"
+        case fileBytes = "file_bytes"
+        case attnScale = "attn_scale"
+        case nextPosition = "next_position"
+        case kvBytes = "kv_bytes"
+        case kvStoredBytes = "kv_stored_bytes"
     }
 }
 

@@ -11,9 +11,11 @@ public enum Inspector {
         case Layout.dumpFormat: return try inspectDump(path: path, name: name)
         case Layout.cacheFormat: return try inspectCache(path: path, name: name)
         case let other?:
-            throw file.site.error(nil, "attribute format = \"\(other)\", expected \"\(Layout.dumpFormat)\" or \"\(Layout.cacheFormat)\"")
+            throw file.site.error(
+                nil, "attribute format = \"\(other)\", expected \"\(Layout.dumpFormat)\" or \"\(Layout.cacheFormat)\"")
         case nil:
-            throw file.site.error(nil, "missing root attribute format: not a lookm dump (\"\(Layout.dumpFormat)\") or cache")
+            throw file.site.error(
+                nil, "missing root attribute format: not a lookm dump (\"\(Layout.dumpFormat)\") or cache")
         }
     }
 
@@ -24,14 +26,18 @@ public enum Inspector {
         for i in 0..<dump.shape.numLayers {
             let layer = try dump.layer(i)
             for tensor in layer.tensors { try readAll(tensor, &buffer) }
-            layers.append(InspectReport.Layer(
-                index: i, datasets: layer.available.map(\.rawValue), windowRows: layer.windowAttn?.rows,
-                kvBytes: kvBytes(layer.key, layer.value), kvStoredBytes: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes,
-                storage: layer.key.dataset.storageDescription, slidingWindow: layer.slidingWindow))
+            layers.append(
+                InspectReport.Layer(
+                    index: i, datasets: layer.available.map(\.rawValue), windowRows: layer.windowAttn?.rows,
+                    kvBytes: kvBytes(layer.key, layer.value),
+                    kvStoredBytes: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes,
+                    storage: layer.key.dataset.storageDescription, slidingWindow: layer.slidingWindow))
         }
-        return report(kind: .dump, path: path, name: name, shape: dump.shape, model: dump.model, dtype: dump.elementType,
-                      tokens: dump.tokens, layers: layers, attnScale: dump.attnScale, probes: dump.probePositions?.count, cache: nil,
-                      header: dump.header, nextPosition: dump.nextPosition)
+        return report(
+            kind: .dump, path: path, name: name, shape: dump.shape, model: dump.model, dtype: dump.elementType,
+            tokens: dump.tokens, layers: layers, attnScale: dump.attnScale, probes: dump.probePositions?.count,
+            cache: nil,
+            header: dump.header, nextPosition: dump.nextPosition)
     }
 
     private static func inspectCache(path: String, name: String) throws -> InspectReport {
@@ -42,22 +48,26 @@ public enum Inspector {
             let layer = try cache.layer(i)
             try readAll(layer.key, &buffer)
             try readAll(layer.value, &buffer)
-            var merged = 0, dropped = 0
+            var merged = 0
+            var dropped = 0
             for h in 0..<cache.shape.numKVHeads {
                 let slots = try layer.slots(head: h)
                 merged += slots.merged.reduce(0) { $0 + Int($1) }
                 dropped += slots.slotOf.lazy.filter { $0 < 0 }.count
             }
-            layers.append(InspectReport.Layer(
-                index: i, kept: layer.kept, merged: merged, dropped: dropped,
-                kvBytes: kvBytes(layer.key, layer.value), kvStoredBytes: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes,
-                storage: layer.key.dataset.storageDescription, slidingWindow: layer.slidingWindow))
+            layers.append(
+                InspectReport.Layer(
+                    index: i, kept: layer.kept, merged: merged, dropped: dropped,
+                    kvBytes: kvBytes(layer.key, layer.value),
+                    kvStoredBytes: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes,
+                    storage: layer.key.dataset.storageDescription, slidingWindow: layer.slidingWindow))
         }
         let method = JSONValue.parse(cache.method) ?? .string(cache.method)
-        return report(kind: .cache, path: path, name: name, shape: cache.shape, model: cache.model, dtype: cache.elementType,
-                      tokens: cache.tokens, layers: layers, attnScale: nil, probes: nil,
-                      cache: InspectReport.Cache(method: method, source: cache.source, lookmVersion: cache.writerVersion),
-                      header: cache.header, nextPosition: cache.nextPosition)
+        return report(
+            kind: .cache, path: path, name: name, shape: cache.shape, model: cache.model, dtype: cache.elementType,
+            tokens: cache.tokens, layers: layers, attnScale: nil, probes: nil,
+            cache: InspectReport.Cache(method: method, source: cache.source, lookmVersion: cache.writerVersion),
+            header: cache.header, nextPosition: cache.nextPosition)
     }
 
     /// Reads every head of a tensor; `TensorReader` rejects NaN and infinity on the way.
@@ -73,17 +83,25 @@ public enum Inspector {
         (key.shape.reduce(1, *) + value.shape.reduce(1, *)) * key.type.byteSize
     }
 
-    private static func report(kind: InspectReport.Kind, path: String, name: String, shape s: ModelShape, model: String?,
-                               dtype: ElementType, tokens: TokenTable, layers: [InspectReport.Layer], attnScale: Double?,
-                               probes: Int?, cache: InspectReport.Cache?, header: FormatHeader, nextPosition: Int?) -> InspectReport {
+    private static func report(
+        kind: InspectReport.Kind, path: String, name: String, shape s: ModelShape, model: String?,
+        dtype: ElementType, tokens: TokenTable, layers: [InspectReport.Layer], attnScale: Double?,
+        probes: Int?, cache: InspectReport.Cache?, header: FormatHeader, nextPosition: Int?
+    ) -> InspectReport {
         InspectReport(
             file: name, kind: kind, formatVersion: header.version,
-            extensions: header.version >= 2 ? header.extensions.map(\.rawValue) : nil, nextPosition: nextPosition, valid: true,
+            extensions: header.version >= 2 ? header.extensions.map(\.rawValue) : nil, nextPosition: nextPosition,
+            valid: true,
             fileBytes: SourceInfo.of(path: path, name: name).size, model: model,
-            shape: .init(numLayers: s.numLayers, numHeads: s.numHeads, numKVHeads: s.numKVHeads, headDim: s.headDim, seqLen: s.seqLen),
+            shape: .init(
+                numLayers: s.numLayers, numHeads: s.numHeads, numKVHeads: s.numKVHeads, headDim: s.headDim,
+                seqLen: s.seqLen),
             dtype: dtype, attnScale: attnScale, probes: probes,
-            tokens: .init(counts: tokens.countsByModality, spans: tokens.spans, hasSegment: tokens.segment != nil, hasIds: tokens.ids != nil),
-            layers: layers, kvBytes: layers.reduce(0) { $0 + $1.kvBytes }, kvStoredBytes: layers.reduce(0) { $0 + $1.kvStoredBytes },
+            tokens: .init(
+                counts: tokens.countsByModality, spans: tokens.spans, hasSegment: tokens.segment != nil,
+                hasIds: tokens.ids != nil),
+            layers: layers, kvBytes: layers.reduce(0) { $0 + $1.kvBytes },
+            kvStoredBytes: layers.reduce(0) { $0 + $1.kvStoredBytes },
             cache: cache)
     }
 }

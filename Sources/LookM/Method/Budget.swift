@@ -27,17 +27,23 @@ public enum Budget: Equatable, Sendable {
     public func validate() throws {
         func ratio(_ v: Double, _ flag: String) throws {
             guard v.isFinite, v >= 0, v <= 1 else {
-                throw LookMError.usage("\(flag) \(v) is not a ratio in [0, 1]; e.g. \(flag) 0.1 keeps 10 % of the tokens")
+                throw LookMError.usage(
+                    "\(flag) \(v) is not a ratio in [0, 1]; e.g. \(flag) 0.1 keeps 10 % of the tokens")
             }
         }
         switch self {
         case .ratios(let h, let r):
             try ratio(h, "--hh-ratio")
             try ratio(r, "--recent-ratio")
-            guard h + r > 0 else { throw LookMError.usage("--hh-ratio and --recent-ratio are both 0: nothing would be kept; give a positive ratio") }
+            guard h + r > 0 else {
+                throw LookMError.usage(
+                    "--hh-ratio and --recent-ratio are both 0: nothing would be kept; give a positive ratio")
+            }
         case .fraction(let b):
             try ratio(b, "--budget")
-            guard b > 0 else { throw LookMError.usage("--budget 0 keeps nothing; give a fraction in (0, 1], e.g. --budget 0.2") }
+            guard b > 0 else {
+                throw LookMError.usage("--budget 0 keeps nothing; give a fraction in (0, 1], e.g. --budget 0.2")
+            }
         case .keep(let n):
             guard n >= 1 else { throw LookMError.usage("--keep \(n): keep at least 1 token") }
         }

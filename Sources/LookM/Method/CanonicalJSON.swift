@@ -48,12 +48,15 @@ enum CanonicalJSON {
         guard let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) else {
             return text.contains(".") ? text : text + ".0"
         }
-        let mantissa = String(text[..<e]), exponent = Int(text[text.index(after: e)...]) ?? 0
+        let mantissa = String(text[..<e])
+        let exponent = Int(text[text.index(after: e)...]) ?? 0
         let negative = mantissa.hasPrefix("-")
         let digitsPart = negative ? String(mantissa.dropFirst()) : mantissa
-        let point = digitsPart.firstIndex(of: ".").map { digitsPart.distance(from: digitsPart.startIndex, to: $0) } ?? digitsPart.count
+        let point =
+            digitsPart.firstIndex(of: ".").map { digitsPart.distance(from: digitsPart.startIndex, to: $0) }
+            ?? digitsPart.count
         let digits = digitsPart.filter { $0 != "." }
-        let position = point + exponent          // where the decimal point goes in `digits`
+        let position = point + exponent  // where the decimal point goes in `digits`
         var result: String
         if position <= 0 {
             result = "0." + String(repeating: "0", count: -position) + digits

@@ -1,5 +1,5 @@
-import COpenBLAS
 import CKernels
+import COpenBLAS
 
 /// Exact prefill attention of one query head from its queries and keys, blocked over query rows so
 /// the `L x L` matrix never exists: accumulated attention (the H2O / LOOK-M score: for every key
@@ -26,15 +26,22 @@ struct CausalAttention {
     ///   - scores: receives `length` accumulated scores.
     ///   - window: if non-nil, receives the last `windowRows` softmax rows, `windowRows x length`,
     ///     zero right of the diagonal.
-    func run(query: UnsafePointer<Float>, key: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
-             window: UnsafeMutablePointer<Float>? = nil, windowRows: Int = 0) {
-        let L = length, D = headDim
+    func run(
+        query: UnsafePointer<Float>, key: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
+        window: UnsafeMutablePointer<Float>? = nil, windowRows: Int = 0
+    ) {
+        let L = length
+        let D = headDim
         guard L > 0 else { return }
         let rowsPerBlock = max(1, min(blockRows, L))
         let logits = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerBlock * L)
         let probs = UnsafeMutablePointer<Float>.allocate(capacity: L)
         let sums = UnsafeMutablePointer<Double>.allocate(capacity: L)
-        defer { logits.deallocate(); probs.deallocate(); sums.deallocate() }
+        defer {
+            logits.deallocate()
+            probs.deallocate()
+            sums.deallocate()
+        }
         sums.initialize(repeating: 0, count: L)
         let firstWindowRow = L - windowRows
         if let window { window.initialize(repeating: 0, count: windowRows * L) }
@@ -42,10 +49,11 @@ struct CausalAttention {
         var r0 = 0
         while r0 < L {
             let rows = min(rowsPerBlock, L - r0)
-            let cols = r0 + rows   // causal: this block sees keys 0 ..< cols
+            let cols = r0 + rows  // causal: this block sees keys 0 ..< cols
             // logits[rows x cols] = scale * Q[r0 ..< r0+rows] . K[0 ..< cols]^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(D),
-                        scale, query + r0 * D, Int32(D), key, Int32(D), 0, logits, Int32(cols))
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(D),
+                scale, query + r0 * D, Int32(D), key, Int32(D), 0, logits, Int32(cols))
             for i in 0..<rows {
                 let q = r0 + i
                 let n = q + 1
@@ -61,15 +69,23 @@ struct CausalAttention {
 
     /// Softmax rows of the last `rows` queries only (SnapKV's window without `window_attn`):
     /// `rows x length`, zero right of the diagonal. Costs `rows x length x headDim`, not `length^2`.
-    func lastRows(query: UnsafePointer<Float>, key: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
-        let L = length, D = headDim, W = min(rows, L)
+    func lastRows(
+        query: UnsafePointer<Float>, key: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>
+    ) {
+        let L = length
+        let D = headDim
+        let W = min(rows, L)
         guard W > 0 else { return }
         let first = L - W
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(W), Int32(L), Int32(D),
-                    scale, query + first * D, Int32(D), key, Int32(D), 0, out, Int32(L))
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(W), Int32(L), Int32(D),
+            scale, query + first * D, Int32(D), key, Int32(D), 0, out, Int32(L))
         let probs = UnsafeMutablePointer<Float>.allocate(capacity: L)
         let sink = UnsafeMutablePointer<Double>.allocate(capacity: L)
-        defer { probs.deallocate(); sink.deallocate() }
+        defer {
+            probs.deallocate()
+            sink.deallocate()
+        }
         for i in 0..<W {
             let n = first + i + 1
             sink.initialize(repeating: 0, count: n)

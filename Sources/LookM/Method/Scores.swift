@@ -14,7 +14,10 @@ enum Scores {
                 }
             }
         }
-        if how == .mean { let n = Double(perQueryHead.count); for i in out.indices { out[i] /= n } }
+        if how == .mean {
+            let n = Double(perQueryHead.count)
+            for i in out.indices { out[i] /= n }
+        }
         return out
     }
 

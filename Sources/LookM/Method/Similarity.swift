@@ -10,21 +10,31 @@ enum Similarity {
     /// Evicted rows per GEMM block.
     static let blockRows = 256
 
-    static func pivots(keys: UnsafeBufferPointer<Float>, headDim D: Int, kept: [Int], evicted: [Int],
-                       workspace: Workspace = Workspace()) -> (pivot: [Int32], cosine: [Float]) {
-        let K = kept.count, E = evicted.count
-        var pivot = [Int32](repeating: 0, count: E), cosine = [Float](repeating: 0, count: E)
+    static func pivots(
+        keys: UnsafeBufferPointer<Float>, headDim D: Int, kept: [Int], evicted: [Int],
+        workspace: Workspace = Workspace()
+    ) -> (pivot: [Int32], cosine: [Float]) {
+        let K = kept.count
+        let E = evicted.count
+        var pivot = [Int32](repeating: 0, count: E)
+        var cosine = [Float](repeating: 0, count: E)
         guard K > 0, E > 0 else { return (pivot, cosine) }
         let block = min(blockRows, E)
-        let keptRows = workspace.floats(0, K * D), rows = workspace.floats(1, block * D), sims = workspace.floats(2, block * K)
-        let keptIndex = kept.map(Int64.init), evictedIndex = evicted.map(Int64.init)
+        let keptRows = workspace.floats(0, K * D)
+        let rows = workspace.floats(1, block * D)
+        let sims = workspace.floats(2, block * K)
+        let keptIndex = kept.map(Int64.init)
+        let evictedIndex = evicted.map(Int64.init)
         lookm_normalise_rows(keys.baseAddress!, keptIndex, K, D, keptRows.baseAddress!)
         var start = 0
         while start < E {
             let n = min(block, E - start)
-            evictedIndex.withUnsafeBufferPointer { lookm_normalise_rows(keys.baseAddress!, $0.baseAddress! + start, n, D, rows.baseAddress!) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(K), Int32(D),
-                        1, rows.baseAddress, Int32(D), keptRows.baseAddress, Int32(D), 0, sims.baseAddress, Int32(K))
+            evictedIndex.withUnsafeBufferPointer {
+                lookm_normalise_rows(keys.baseAddress!, $0.baseAddress! + start, n, D, rows.baseAddress!)
+            }
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(K), Int32(D),
+                1, rows.baseAddress, Int32(D), keptRows.baseAddress, Int32(D), 0, sims.baseAddress, Int32(K))
             pivot.withUnsafeMutableBufferPointer { p in
                 cosine.withUnsafeMutableBufferPointer { c in
                     lookm_argmax_rows(sims.baseAddress!, n, K, p.baseAddress! + start, c.baseAddress! + start)

@@ -15,7 +15,8 @@ public struct CompressSummary: Codable, Sendable {
         public var kvBytesOut: Int
         enum CodingKeys: String, CodingKey {
             case index, kept, copied, merged, dropped
-            case kvBytesIn = "kv_bytes_in", kvBytesOut = "kv_bytes_out"
+            case kvBytesIn = "kv_bytes_in"
+            case kvBytesOut = "kv_bytes_out"
         }
     }
 
@@ -32,7 +33,10 @@ public struct CompressSummary: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case input, output, method, layers, seconds
-        case seqLen = "seq_len", kvBytesIn = "kv_bytes_in", kvBytesOut = "kv_bytes_out", fileBytes = "file_bytes"
+        case seqLen = "seq_len"
+        case kvBytesIn = "kv_bytes_in"
+        case kvBytesOut = "kv_bytes_out"
+        case fileBytes = "file_bytes"
     }
 
     public func json() throws -> String { try JSONOutput.encode(self) }

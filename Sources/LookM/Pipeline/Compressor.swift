@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where a cache goes.
@@ -17,39 +17,49 @@ public enum CacheDestination: Sendable {
 /// Each head's arithmetic is independent and single-threaded, so the output never depends on the
 /// thread count.
 public enum Compressor {
-    public static func run(input: InputFile, destination: CacheDestination, force: Bool, settings: CompressionSettings,
-                           threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> CompressSummary {
+    public static func run(
+        input: InputFile, destination: CacheDestination, force: Bool, settings: CompressionSettings,
+        threads: Int, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> CompressSummary {
         let start = ContinuousClock.now
         BLAS.configure()
         let dump = try DumpReader(path: input.path, displayName: input.displayName)
         let s = dump.shape
         guard let selector = SelectorRegistry.selector(named: settings.selector),
-              let merge = MergeRegistry.merge(named: settings.merge) else {
+            let merge = MergeRegistry.merge(named: settings.merge)
+        else {
             throw LookMError(.other, "internal: unresolved method \(settings.selector)/\(settings.merge)")
         }
         if settings.variant == .reference && s.numKVHeads != s.numHeads {
-            throw LookMError.usage("--variant reference reproduces code without grouped-query attention, but \(dump.name) has \(s.numHeads) query heads for \(s.numKVHeads) kv heads; use --variant paper (with --gqa-agg)")
+            throw LookMError.usage(
+                "--variant reference reproduces code without grouped-query attention, but \(dump.name) has \(s.numHeads) query heads for \(s.numKVHeads) kv heads; use --variant paper (with --gqa-agg)"
+            )
         }
 
         let (finalPath, displayOut) = try outputPath(destination, input: input)
         let output = try AtomicOutput(finalPath: finalPath, force: force || isStdout(destination), inputs: [input.path])
-        let source = input.displayName == "stdin"
+        let source =
+            input.displayName == "stdin"
             ? SourceInfo(name: "-", size: SourceInfo.of(path: input.path, name: "-").size, mtime: 0)
             : SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base)
         let method = settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)
-        let writer = try CacheWriter(output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
-                                     codec: settings.codec, method: method, source: source, nextPosition: dump.nextPosition,
-                                     slidingWindows: dump.header.has(.slidingWindow))
+        let writer = try CacheWriter(
+            output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
+            codec: settings.codec, method: method, source: source, nextPosition: dump.nextPosition,
+            slidingWindows: dump.header.has(.slidingWindow))
         let workspaces = Workspace.pool(threads)
-        let layers = try LayerPipeline(dump: dump, selector: selector, merge: merge, settings: settings, writer: writer,
-                                  workspaces: workspaces).run(progress: progress)
+        let layers = try LayerPipeline(
+            dump: dump, selector: selector, merge: merge, settings: settings, writer: writer,
+            workspaces: workspaces
+        ).run(progress: progress)
         try writer.finish()
         var fileBytes = SourceInfo.of(path: finalPath, name: "").size
         if isStdout(destination) { fileBytes = try copyToStdout(finalPath) }
-        return CompressSummary(input: input.displayName, output: displayOut, method: JSONValue.parse(method) ?? .null,
-                               seqLen: s.seqLen, layers: layers, kvBytesIn: layers.reduce(0) { $0 + $1.kvBytesIn },
-                               kvBytesOut: layers.reduce(0) { $0 + $1.kvBytesOut }, fileBytes: fileBytes,
-                               seconds: (ContinuousClock.now - start).seconds)
+        return CompressSummary(
+            input: input.displayName, output: displayOut, method: JSONValue.parse(method) ?? .null,
+            seqLen: s.seqLen, layers: layers, kvBytesIn: layers.reduce(0) { $0 + $1.kvBytesIn },
+            kvBytesOut: layers.reduce(0) { $0 + $1.kvBytesOut }, fileBytes: fileBytes,
+            seconds: (ContinuousClock.now - start).seconds)
     }
 
     /// `dump.h5` -> `dump.lookm.h5` beside it, unless `-o` says otherwise.
@@ -81,16 +91,22 @@ public enum Compressor {
         defer { close(fd) }
         switch FileDescriptors.copy(from: fd, to: 1) {
         case .success(let total): return total
-        case .failure(.write(EPIPE)): throw LookMError(.output, "")   // downstream closed: quiet
-        case .failure(.write(let e)): throw LookMError.output("stdout", nil, "cannot write: \(FileDescriptors.Failure.write(e).reason)")
+        case .failure(.write(EPIPE)): throw LookMError(.output, "")  // downstream closed: quiet
+        case .failure(.write(let e)):
+            throw LookMError.output("stdout", nil, "cannot write: \(FileDescriptors.Failure.write(e).reason)")
         case .failure(let f): throw LookMError.output("stdout", nil, "cannot read the temporary cache: \(f.reason)")
         }
     }
 
     /// Writes one layer's result: its compressed heads, or the layer unchanged.
-    static func writeLayer(_ result: LayerCompressor.Result, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
-                           workspace ws: Workspace, threads: Int = 1) throws -> CompressSummary.Layer {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, G = s.numKVHeads
+    static func writeLayer(
+        _ result: LayerCompressor.Result, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
+        workspace ws: Workspace, threads: Int = 1
+    ) throws -> CompressSummary.Layer {
+        let s = dump.shape
+        let L = s.seqLen
+        let D = s.headDim
+        let G = s.numKVHeads
         let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
         switch result {
         case .copied(let reason):
@@ -99,9 +115,13 @@ public enum Compressor {
             for g in 0..<G {
                 let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
                 let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-                try out.write(head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L), slotOf: identity)
+                try out.write(
+                    head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L),
+                    slotOf: identity)
             }
-            return .init(index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot, kvBytesOut: L * bytesPerSlot)
+            return .init(
+                index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot,
+                kvBytesOut: L * bytesPerSlot)
         case .window(let start, let size):
             // What the model itself holds of a sliding-window layer; every method keeps it whole.
             let kept = L - start
@@ -112,53 +132,71 @@ public enum Compressor {
             for g in 0..<G {
                 let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
                 let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-                try out.write(head: g, key: UnsafeBufferPointer(rebasing: k[(start * D)...]), value: UnsafeBufferPointer(rebasing: v[(start * D)...]),
-                              position: position, merged: [Int32](repeating: 0, count: kept), slotOf: slotOf)
+                try out.write(
+                    head: g, key: UnsafeBufferPointer(rebasing: k[(start * D)...]),
+                    value: UnsafeBufferPointer(rebasing: v[(start * D)...]),
+                    position: position, merged: [Int32](repeating: 0, count: kept), slotOf: slotOf)
             }
-            return .init(index: i, kept: kept, copied: "sliding window \(size)", merged: 0, dropped: start,
-                         kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
+            return .init(
+                index: i, kept: kept, copied: "sliding window \(size)", merged: 0, dropped: start,
+                kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
         case .compressed(let kept, let heads) where heads.first?.encoded != nil:
             // Encoded by the workers already: check they used the chunking the datasets have.
             let out = try writer.layer(i, kept: kept)
             guard let encoders = out.encoders,
-                  encoders.key == ChunkEncoder.planned(type: dump.elementType, shape: [G, kept, D], codec: writer.codec) else {
+                encoders.key == ChunkEncoder.planned(type: dump.elementType, shape: [G, kept, D], codec: writer.codec)
+            else {
                 throw LookMError(.other, "internal: layer \(i) was encoded with another chunking than its datasets")
             }
             for (g, h) in heads.enumerated() {
-                guard let e = h.encoded else { throw LookMError(.other, "internal: layer \(i) kv head \(g) not encoded") }
-                try out.write(head: g, encodedKey: e.key, encodedValue: e.value, position: h.position, merged: h.merged, slotOf: h.slotOf)
+                guard let e = h.encoded else {
+                    throw LookMError(.other, "internal: layer \(i) kv head \(g) not encoded")
+                }
+                try out.write(
+                    head: g, encodedKey: e.key, encodedValue: e.value, position: h.position, merged: h.merged,
+                    slotOf: h.slotOf)
             }
-            return .init(index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
-                         dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
+            return .init(
+                index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
+                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
+                kvBytesOut: kept * bytesPerSlot)
         case .compressed(let kept, let heads):
             let out = try writer.layer(i, kept: kept)
             if let encoders = out.encoders {
                 // Convert, shuffle and compress every head on the workers; HDF5 only stores bytes.
                 let encoded = try parallelMap(G, threads) { g, _ in
-                    (heads[g].keys.withUnsafeBufferPointer { encoders.key.encode($0) },
-                     heads[g].values.withUnsafeBufferPointer { encoders.value.encode($0) })
+                    (
+                        heads[g].keys.withUnsafeBufferPointer { encoders.key.encode($0) },
+                        heads[g].values.withUnsafeBufferPointer { encoders.value.encode($0) }
+                    )
                 }
                 for (g, h) in heads.enumerated() {
-                    try out.write(head: g, encodedKey: encoded[g].0, encodedValue: encoded[g].1,
-                                  position: h.position, merged: h.merged, slotOf: h.slotOf)
+                    try out.write(
+                        head: g, encodedKey: encoded[g].0, encodedValue: encoded[g].1,
+                        position: h.position, merged: h.merged, slotOf: h.slotOf)
                 }
             } else {
                 for (g, h) in heads.enumerated() {
                     try h.keys.withUnsafeBufferPointer { kb in
                         try h.values.withUnsafeBufferPointer { vb in
-                            try out.write(head: g, key: kb, value: vb, position: h.position, merged: h.merged, slotOf: h.slotOf)
+                            try out.write(
+                                head: g, key: kb, value: vb, position: h.position, merged: h.merged, slotOf: h.slotOf)
                         }
                     }
                 }
             }
-            return .init(index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
-                         dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
+            return .init(
+                index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
+                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
+                kvBytesOut: kept * bytesPerSlot)
         }
     }
 
     /// `body(i)` for `i in 0..<count` on worker threads; the lowest-index error wins, so failures
     /// are as deterministic as results.
-    static func parallelMap<T>(_ count: Int, _ threads: Int, _ body: @escaping (_ index: Int, _ worker: Int) throws -> T) throws -> [T] {
+    static func parallelMap<T>(
+        _ count: Int, _ threads: Int, _ body: @escaping (_ index: Int, _ worker: Int) throws -> T
+    ) throws -> [T] {
         var results = [Result<T, Error>?](repeating: nil, count: count)
         results.withUnsafeMutableBufferPointer { buf in
             let out = UncheckedSendable(buf)

@@ -5,13 +5,15 @@
 enum LayerAttention {
     static let attentionFree = "streaming, random, knorm, full"
 
-    static func load(_ need: DataNeed, into input: LayerInput, from layer: DumpLayer, dump: DumpReader,
-                     selector: String, threads: Int) throws {
+    static func load(
+        _ need: DataNeed, into input: LayerInput, from layer: DumpLayer, dump: DumpReader,
+        selector: String, threads: Int
+    ) throws {
         switch need {
         case .none:
             return
         case .scores where input.scores != nil:
-            return   // loaded for an earlier setting of the same layer (sweep)
+            return  // loaded for an earlier setting of the same layer (sweep)
         case .windowRows(let rows) where input.windowSums != nil && input.windowSumRows == rows:
             return
         case .scores:
@@ -24,7 +26,10 @@ enum LayerAttention {
                     return s.map(Double.init)
                 }.map { $0.map { Float($0) } }
             } else {
-                throw dump.file.site.error(Layout.layer(layer.index), "\(selector) needs \(Layout.layer(layer.index, .attnScore)) or \(Layout.layer(layer.index, .query)), and this dump has neither; methods that need no attention: \(attentionFree)")
+                throw dump.file.site.error(
+                    Layout.layer(layer.index),
+                    "\(selector) needs \(Layout.layer(layer.index, .attnScore)) or \(Layout.layer(layer.index, .query)), and this dump has neither; methods that need no attention: \(attentionFree)"
+                )
             }
         case .windowRows(let rows):
             input.windowSumRows = rows
@@ -33,19 +38,27 @@ enum LayerAttention {
                 // The last `rows` rows of each query head, summed per column in Double.
                 input.windowSums = try (0..<dump.shape.numHeads).map { h in
                     var buf = [Float](repeating: 0, count: rows * L)
-                    try buf.withUnsafeMutableBufferPointer { try w.read(head: h, rows: (w.rows - rows)..<w.rows, into: $0) }
+                    try buf.withUnsafeMutableBufferPointer {
+                        try w.read(head: h, rows: (w.rows - rows)..<w.rows, into: $0)
+                    }
                     return columnSums(buf, rows: rows, length: L)
                 }
             } else if let query = layer.query {
                 input.windowSums = try fromQueries(query, input, dump, threads: threads) { attention, q, k in
                     var buf = [Float](repeating: 0, count: rows * L)
-                    buf.withUnsafeMutableBufferPointer { attention.lastRows(query: q, key: k, rows: rows, into: $0.baseAddress!) }
+                    buf.withUnsafeMutableBufferPointer {
+                        attention.lastRows(query: q, key: k, rows: rows, into: $0.baseAddress!)
+                    }
                     return columnSums(buf, rows: rows, length: L)
                 }
             } else {
-                let have = layer.windowAttn.map { "\(Layout.layer(layer.index, .windowAttn)) has \($0.rows) rows" }
+                let have =
+                    layer.windowAttn.map { "\(Layout.layer(layer.index, .windowAttn)) has \($0.rows) rows" }
                     ?? "there is no \(Layout.layer(layer.index, .windowAttn))"
-                throw dump.file.site.error(Layout.layer(layer.index), "\(selector) needs the attention rows of the last \(rows) queries: \(have) and there is no \(Layout.layer(layer.index, .query)); use a smaller --window, or a method that needs no attention: \(attentionFree)")
+                throw dump.file.site.error(
+                    Layout.layer(layer.index),
+                    "\(selector) needs the attention rows of the last \(rows) queries: \(have) and there is no \(Layout.layer(layer.index, .query)); use a smaller --window, or a method that needs no attention: \(attentionFree)"
+                )
             }
         }
     }
@@ -57,11 +70,15 @@ enum LayerAttention {
     }
 
     /// Runs `body` for every query head in parallel with that head's queries and its kv head's keys.
-    private static func fromQueries(_ query: TensorReader, _ input: LayerInput, _ dump: DumpReader, threads: Int,
-                                    _ body: @escaping (CausalAttention, UnsafePointer<Float>, UnsafePointer<Float>) -> [Double]) throws -> [[Double]] {
+    private static func fromQueries(
+        _ query: TensorReader, _ input: LayerInput, _ dump: DumpReader, threads: Int,
+        _ body: @escaping (CausalAttention, UnsafePointer<Float>, UnsafePointer<Float>) -> [Double]
+    ) throws -> [[Double]] {
         let raw = try RawHeads(query)
-        let H = dump.shape.numHeads, group = dump.shape.groupSize
-        let attention = CausalAttention(length: dump.shape.seqLen, headDim: dump.shape.headDim, scale: Float(dump.attnScale))
+        let H = dump.shape.numHeads
+        let group = dump.shape.groupSize
+        let attention = CausalAttention(
+            length: dump.shape.seqLen, headDim: dump.shape.headDim, scale: Float(dump.attnScale))
         var results = [Result<[Double], Error>?](repeating: nil, count: H)
         results.withUnsafeMutableBufferPointer { buf in
             let out = UncheckedSendable(buf)

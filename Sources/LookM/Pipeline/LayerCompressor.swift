@@ -27,17 +27,26 @@ struct LayerCompressor {
         case compressed(kept: Int, heads: [Head])
     }
 
-    func run(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, workspaces: [Workspace]) throws -> Result {
-        if let reason = try prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count) { return .copied(reason) }
+    func run(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, workspaces: [Workspace])
+        throws -> Result
+    {
+        if let reason = try prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count) {
+            return .copied(reason)
+        }
         return try compute(input, shape: dump.shape, context: context, workspaces: workspaces)
     }
 
     /// The parallel part of `run`, after `prepare` (no HDF5 call: it may run while another thread
     /// reads and writes). `released(g)` is called once kv head `g`'s raw keys and values are no
     /// longer needed; `finish` runs on the worker on each finished head, with its workspace (compress encodes there).
-    func compute(_ input: LayerInput, shape s: ModelShape, context: LayerContext, workspaces: [Workspace],
-                 released: (@Sendable (Int) -> Void)? = nil, finish: (@Sendable (inout Head, Workspace) -> Void)? = nil) throws -> Result {
-        let L = s.seqLen, D = s.headDim, G = s.numKVHeads, threads = workspaces.count
+    func compute(
+        _ input: LayerInput, shape s: ModelShape, context: LayerContext, workspaces: [Workspace],
+        released: (@Sendable (Int) -> Void)? = nil, finish: (@Sendable (inout Head, Workspace) -> Void)? = nil
+    ) throws -> Result {
+        let L = s.seqLen
+        let D = s.headDim
+        let G = s.numKVHeads
+        let threads = workspaces.count
         guard merge.couplesHeads(context) else {
             // Each head on its own, start to end: its keys are converted once and stay in cache
             // from selection through the similarity GEMM to the merge.
@@ -74,42 +83,58 @@ struct LayerCompressor {
 
     /// Why the layer is copied unchanged; else loads what the selector reads beyond keys (on the
     /// calling thread: HDF5) and returns nil.
-    func prepare(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, threads: Int) throws -> String? {
+    func prepare(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, threads: Int) throws
+        -> String?
+    {
         if let reason = selector.copyReason(context) { return reason }
-        try LayerAttention.load(selector.need(context), into: input, from: layer, dump: dump,
-                                selector: type(of: selector).name, threads: threads)
+        try LayerAttention.load(
+            selector.need(context), into: input, from: layer, dump: dump,
+            selector: type(of: selector).name, threads: threads)
         return nil
     }
 
     /// One kv head selected, paired with pivots and merged, for merges that do not couple heads.
-    func head(_ g: Int, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>, input: LayerInput,
-              context: LayerContext, workspace ws: Workspace) throws -> Head {
+    func head(
+        _ g: Int, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>, input: LayerInput,
+        context: LayerContext, workspace ws: Workspace
+    ) throws -> Head {
         let plan = try plan(g, keys: kb, input: input, context: context, workspace: ws)
-        return apply(plan, participants: merge.participants([plan], context)?.first, keys: kb, values: vb, context: context, length: kb.count / input.key.rowLength)
+        return apply(
+            plan, participants: merge.participants([plan], context)?.first, keys: kb, values: vb, context: context,
+            length: kb.count / input.key.rowLength)
     }
 
     /// Selection and, when the merge uses them, pivots (the similarity GEMM) of kv head `g`.
-    private func plan(_ g: Int, keys kb: UnsafeBufferPointer<Float>, input: LayerInput, context: LayerContext,
-                      workspace ws: Workspace) throws -> HeadPlan {
-        let L = kb.count / input.key.rowLength, D = input.key.rowLength
+    private func plan(
+        _ g: Int, keys kb: UnsafeBufferPointer<Float>, input: LayerInput, context: LayerContext,
+        workspace ws: Workspace
+    ) throws -> HeadPlan {
+        let L = kb.count / input.key.rowLength
+        let D = input.key.rowLength
         let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
         let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, context.settings.gqaAgg) }
         let windowSums = input.windowSums.map { all in group.map { all[$0] } }
-        let kept = try selector.select(HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums), context)
+        let kept = try selector.select(
+            HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums), context)
         var isKept = [Bool](repeating: false, count: L)
         for t in kept { isKept[t] = true }
         var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
         if merge.usesPivots {
-            (plan.pivot, plan.cosine) = Similarity.pivots(keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted, workspace: ws)
+            (plan.pivot, plan.cosine) = Similarity.pivots(
+                keys: kb, headDim: D, kept: plan.kept, evicted: plan.evicted, workspace: ws)
         }
         return plan
     }
 
-    private func apply(_ plan: HeadPlan, participants: [Bool]?, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>,
-                       context: LayerContext, length L: Int) -> Head {
+    private func apply(
+        _ plan: HeadPlan, participants: [Bool]?, keys kb: UnsafeBufferPointer<Float>,
+        values vb: UnsafeBufferPointer<Float>,
+        context: LayerContext, length L: Int
+    ) -> Head {
         let contributions = merge.contributions(plan, participants: participants, context)
         let o = MergeApplier.apply(plan, contributions, keys: kb, values: vb, headDim: kb.count / L, length: L)
-        return Head(position: plan.kept.map { Int32($0) }, keys: o.keys, values: o.values, merged: o.merged, slotOf: o.slotOf)
+        return Head(
+            position: plan.kept.map { Int32($0) }, keys: o.keys, values: o.values, merged: o.merged, slotOf: o.slotOf)
     }
 
     /// Every kv head must keep the same number of slots (the cache stores them as one tensor).

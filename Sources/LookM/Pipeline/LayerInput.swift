@@ -33,7 +33,9 @@ final class LayerInput: @unchecked Sendable {
 
     /// Kv head `g`'s keys or values as Float32 (checked for NaN and infinity) in `out`.
     @discardableResult
-    func floats(_ tensor: TensorReader, _ raw: RawHeads, head g: Int, into out: UnsafeMutableBufferPointer<Float>) throws -> UnsafeBufferPointer<Float> {
+    func floats(_ tensor: TensorReader, _ raw: RawHeads, head g: Int, into out: UnsafeMutableBufferPointer<Float>)
+        throws -> UnsafeBufferPointer<Float>
+    {
         let n = tensor.rows * tensor.rowLength
         let part = UnsafeMutableBufferPointer(rebasing: out[0..<n])
         try tensor.convert(raw.head(g), head: g, into: part)

@@ -20,15 +20,21 @@ struct LayerPipeline {
     func run(progress: ((Int, Int) -> Void)?) throws -> [CompressSummary.Layer] {
         // Locals only in the closures below: a closure naming a property would capture `self`, and
         // with it the writer, whose release on error removes the temporary output file.
-        let s = dump.shape, G = s.numKVHeads, workspaces = self.workspaces
+        let s = dump.shape
+        let G = s.numKVHeads
+        let workspaces = self.workspaces
         let buffers = (key: RawBuffer(), value: RawBuffer())
         let compressor = LayerCompressor(selector: selector, merge: merge)
-        let type = dump.elementType, codec = writer.codec
+        let type = dump.elementType
+        let codec = writer.codec
         // Workers store each finished head as chunks right away (zstd and none; deflate runs in HDF5).
         let encode: @Sendable (inout LayerCompressor.Head, Workspace) -> Void = { head, ws in
-            guard let e = ChunkEncoder.planned(type: type, shape: [G, head.position.count, s.headDim], codec: codec) else { return }
-            head.encoded = (head.keys.withUnsafeBufferPointer { e.encode($0, zstd: ws.zstd) },
-                            head.values.withUnsafeBufferPointer { e.encode($0, zstd: ws.zstd) })
+            guard let e = ChunkEncoder.planned(type: type, shape: [G, head.position.count, s.headDim], codec: codec)
+            else { return }
+            head.encoded = (
+                head.keys.withUnsafeBufferPointer { e.encode($0, zstd: ws.zstd) },
+                head.values.withUnsafeBufferPointer { e.encode($0, zstd: ws.zstd) }
+            )
             head.keys = []
             head.values = []
         }
@@ -37,17 +43,22 @@ struct LayerPipeline {
         func flush() throws {
             guard let p = pending else { return }
             pending = nil
-            layers.append(try Compressor.writeLayer(p.result, layer: p.index, input: p.input, dump: dump, to: writer,
-                                                    workspace: workspaces[0], threads: workspaces.count))
+            layers.append(
+                try Compressor.writeLayer(
+                    p.result, layer: p.index, input: p.input, dump: dump, to: writer,
+                    workspace: workspaces[0], threads: workspaces.count))
             progress?(p.index + 1, s.numLayers)
         }
 
         var layer = try dump.layer(0)
         var input = try LayerInput(layer, buffers: buffers)
         for i in 0..<s.numLayers {
-            let context = LayerContext(settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
-            let kept = try layer.slidingWindow.map { LayerCompressor.Result.window(start: layer.windowStart ?? 0, size: $0) }
-                ?? compressor.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count).map { .copied($0) }
+            let context = LayerContext(
+                settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+            let kept =
+                try layer.slidingWindow.map { LayerCompressor.Result.window(start: layer.windowStart ?? 0, size: $0) }
+                ?? compressor.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count).map
+            { .copied($0) }
             if let kept {
                 // A copied or windowed layer is written from the raw buffers: no overlap for it.
                 try flush()
@@ -61,12 +72,15 @@ struct LayerPipeline {
             }
             let freed = ReleaseFlags(count: G)
             let current = input
-            let job = BackgroundJob({
-                try compressor.compute(current, shape: s, context: context, workspaces: workspaces,
-                                       released: { freed.release($0) }, finish: encode)
-            }, finally: { freed.releaseAll() })
+            let job = BackgroundJob(
+                {
+                    try compressor.compute(
+                        current, shape: s, context: context, workspaces: workspaces,
+                        released: { freed.release($0) }, finish: encode)
+                }, finally: { freed.releaseAll() })
             // Errors are reported in layer order: writing i - 1, computing i, reading i + 1.
-            var writeError: Error?, readError: Error?
+            var writeError: Error?
+            var readError: Error?
             do { try flush() } catch { writeError = error }
             if writeError == nil && i + 1 < s.numLayers {
                 do {
@@ -81,7 +95,7 @@ struct LayerPipeline {
                     readError = error
                 }
             }
-            let computed = Result { try job.wait() }   // always waited: the workers use the buffers
+            let computed = Result { try job.wait() }  // always waited: the workers use the buffers
             if let writeError { throw writeError }
             let result = try computed.get()
             if let readError { throw readError }

@@ -1,4 +1,5 @@
 import COpenBLAS
+
 /// What compression cost one query head, measured on the queries a dump offers (method-agnostic).
 struct HeadFidelity: Sendable {
     /// Mean over the queries of |o_c - o_f| / |o_f|, where o = softmax(q K^T * scale) V over the full
@@ -41,10 +42,17 @@ enum Fidelity {
         let positions: [Int]
 
         /// Converts `count` rows of keys and values into workspace Double slots `slot`, `slot + 1`.
-        init(keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, positions: [Int], D: Int, workspace: Workspace, slot: Int) {
+        init(
+            keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, positions: [Int], D: Int,
+            workspace: Workspace, slot: Int
+        ) {
             let n = positions.count * D
-            let k = workspace.doubles(slot, n), v = workspace.doubles(slot + 1, n)
-            for i in 0..<n { k[i] = Double(keys[i]); v[i] = Double(values[i]) }
+            let k = workspace.doubles(slot, n)
+            let v = workspace.doubles(slot + 1, n)
+            for i in 0..<n {
+                k[i] = Double(keys[i])
+                v[i] = Double(values[i])
+            }
             self.keys = UnsafeBufferPointer(k)
             self.values = UnsafeBufferPointer(v)
             self.positions = positions
@@ -59,29 +67,48 @@ enum Fidelity {
         let output: [Double]
     }
 
-    static func reference(queries: [Float], positions: [Int], full: Rows, headDim D: Int, scale: Double,
-                          workspace: Workspace) -> Reference {
-        let L = full.positions.count, n = positions.count
+    static func reference(
+        queries: [Float], positions: [Int], full: Rows, headDim D: Int, scale: Double,
+        workspace: Workspace
+    ) -> Reference {
+        let L = full.positions.count
+        let n = positions.count
         let q = doubles(queries, workspace: workspace)
-        let f = attention(q, n: n, full, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
-                          weights: workspace.doubles(5, n * L), output: workspace.doubles(6, n * D))
+        let f = attention(
+            q, n: n, full, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
+            weights: workspace.doubles(5, n * L), output: workspace.doubles(6, n * D))
         return Reference(weights: Array(f.weights[0..<(n * L)]), output: Array(f.output[0..<(n * D)]))
     }
 
     /// One query head's fidelity: its queries over the compressed head, against `reference`.
-    static func measure(queries: [Float], positions: [Int], reference f: Reference, compressed: Rows, headDim D: Int, scale: Double,
-                        head: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> HeadFidelity {
-        let n = positions.count, L = f.weights.count / max(n, 1)
+    static func measure(
+        queries: [Float], positions: [Int], reference f: Reference, compressed: Rows, headDim D: Int, scale: Double,
+        head: LayerCompressor.Head, modality: [Modality], workspace: Workspace
+    ) -> HeadFidelity {
+        let n = positions.count
+        let L = f.weights.count / max(n, 1)
         let q = doubles(queries, workspace: workspace)
-        let c = attention(q, n: n, compressed, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
-                          weights: workspace.doubles(7, n * compressed.positions.count), output: workspace.doubles(8, n * D))
-        var err = 0.0, cos = 0.0, kept = 0.0, merged = 0.0
-        var text = ModalityRecall(), image = ModalityRecall()
+        let c = attention(
+            q, n: n, compressed, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
+            weights: workspace.doubles(7, n * compressed.positions.count), output: workspace.doubles(8, n * D))
+        var err = 0.0
+        var cos = 0.0
+        var kept = 0.0
+        var merged = 0.0
+        var text = ModalityRecall()
+        var image = ModalityRecall()
         for i in 0..<n {
-            var diff = 0.0, normF = 0.0, normC = 0.0, dot = 0.0
+            var diff = 0.0
+            var normF = 0.0
+            var normC = 0.0
+            var dot = 0.0
             for d in 0..<D {
-                let a = f.output[i * D + d], b = c.output[i * D + d]
-                diff += (b - a) * (b - a); normF += a * a; normC += b * b; dot += a * b
+                let a = f.output[i * D + d]
+                let b = c.output[i * D + d]
+                diff += (b - a) * (b - a)
+                normF += a * a
+                normC += b * b
+                dot += a * b
             }
             err += normF > 0 ? (diff / normF).squareRoot() : (diff > 0 ? 1 : 0)
             cos += normF > 0 && normC > 0 ? dot / (normF * normC).squareRoot() : (normF == normC ? 1 : 0)
@@ -95,8 +122,9 @@ enum Fidelity {
             }
         }
         let m = Double(max(n, 1))
-        return HeadFidelity(outputError: err / m, outputCosine: cos / m, recallKept: kept / m, recallMerged: merged / m,
-                            recallText: text.mean, recallImage: image.mean)
+        return HeadFidelity(
+            outputError: err / m, outputCosine: cos / m, recallKept: kept / m, recallMerged: merged / m,
+            recallText: text.mean, recallImage: image.mean)
     }
 
     private static func doubles(_ values: [Float], workspace: Workspace) -> UnsafeBufferPointer<Double> {
@@ -110,12 +138,16 @@ enum Fidelity {
         private var sum = 0.0, count = 0
 
         mutating func add<W: Collection<Double>>(_ weights: W, _ slotOf: [Int32], _ modality: [Modality], text: Bool) {
-            var mass = 0.0, recalled = 0.0
+            var mass = 0.0
+            var recalled = 0.0
             for (t, w) in weights.enumerated() where t < modality.count && (modality[t] == .text) == text {
                 mass += w
                 if slotOf[t] >= 0 { recalled += w }
             }
-            if mass > 0 { sum += recalled / mass; count += 1 }
+            if mass > 0 {
+                sum += recalled / mass
+                count += 1
+            }
         }
 
         var mean: Double? { count > 0 ? sum / Double(count) : nil }
@@ -126,16 +158,21 @@ enum Fidelity {
         let total = scores.reduce(0.0) { $0 + Double($1) }
         let weights = scores.map { total > 0 ? Double($0) / total : 0 }
         let share = massShares(weights, slotOf: head.slotOf, position: head.position)
-        var text = ModalityRecall(), image = ModalityRecall()
+        var text = ModalityRecall()
+        var image = ModalityRecall()
         text.add(weights, head.slotOf, modality, text: true)
         image.add(weights, head.slotOf, modality, text: false)
-        return HeadFidelity(outputError: nil, outputCosine: nil, recallKept: share.kept, recallMerged: share.merged,
-                            recallText: text.mean, recallImage: image.mean)
+        return HeadFidelity(
+            outputError: nil, outputCosine: nil, recallKept: share.kept, recallMerged: share.merged,
+            recallText: text.mean, recallImage: image.mean)
     }
 
     /// Splits attention weights over positions into kept (own slot), merged (a pivot's slot), dropped.
-    static func massShares<W: Collection<Double>>(_ weights: W, slotOf: [Int32], position: [Int32]) -> (kept: Double, merged: Double) {
-        var kept = 0.0, merged = 0.0
+    static func massShares<W: Collection<Double>>(_ weights: W, slotOf: [Int32], position: [Int32]) -> (
+        kept: Double, merged: Double
+    ) {
+        var kept = 0.0
+        var merged = 0.0
         for (t, w) in weights.enumerated() where t < slotOf.count {
             let slot = Int(slotOf[t])
             guard slot >= 0 else { continue }
@@ -148,16 +185,20 @@ enum Fidelity {
     /// that a cache keeping everything measures 0). Row t is hidden from query i when its position
     /// exceeds `limits[i]` (causal prompt queries). Weights `n x rows` and outputs `n x D` go to the
     /// given buffers.
-    private static func attention(_ q: UnsafeBufferPointer<Double>, n: Int, _ rows: Rows, limits: [Int], D: Int, scale: Double,
-                                  weights w: UnsafeMutableBufferPointer<Double>, output out: UnsafeMutableBufferPointer<Double>)
-        -> (output: UnsafeMutableBufferPointer<Double>, weights: UnsafeMutableBufferPointer<Double>) {
+    private static func attention(
+        _ q: UnsafeBufferPointer<Double>, n: Int, _ rows: Rows, limits: [Int], D: Int, scale: Double,
+        weights w: UnsafeMutableBufferPointer<Double>, output out: UnsafeMutableBufferPointer<Double>
+    )
+        -> (output: UnsafeMutableBufferPointer<Double>, weights: UnsafeMutableBufferPointer<Double>)
+    {
         let R = rows.positions.count
         guard n > 0, R > 0 else {
             for i in 0..<(n * D) { out[i] = 0 }
             return (out, w)
         }
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(R), Int32(D), scale, q.baseAddress, Int32(D),
-                    rows.keys.baseAddress, Int32(D), 0, w.baseAddress, Int32(R))
+        cblas_dgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(R), Int32(D), scale, q.baseAddress, Int32(D),
+            rows.keys.baseAddress, Int32(D), 0, w.baseAddress, Int32(R))
         for i in 0..<n {
             var m = -Double.infinity
             for t in 0..<R where rows.positions[t] <= limits[i] { m = max(m, w[i * R + t]) }
@@ -169,40 +210,59 @@ enum Fidelity {
             }
             if total > 0 { for t in 0..<R { w[i * R + t] /= total } }
         }
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(D), Int32(R), 1, w.baseAddress, Int32(R),
-                    rows.values.baseAddress, Int32(D), 0, out.baseAddress, Int32(D))
+        cblas_dgemm(
+            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(D), Int32(R), 1, w.baseAddress, Int32(R),
+            rows.values.baseAddress, Int32(D), 0, out.baseAddress, Int32(D))
         return (out, w)
     }
 
     /// Relative L2 distance of each merged slot's key (and value) from its original row: how far
     /// merging moved it. Returns (sum, max, count) for keys and values.
-    static func shift(head: LayerCompressor.Head, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, D: Int)
-        -> (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int) {
-        var ks = 0.0, km = 0.0, vs = 0.0, vm = 0.0, n = 0
+    static func shift(
+        head: LayerCompressor.Head, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, D: Int
+    )
+        -> (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
+    {
+        var ks = 0.0
+        var km = 0.0
+        var vs = 0.0
+        var vm = 0.0
+        var n = 0
         for j in head.position.indices where head.merged[j] > 0 {
             let t = Int(head.position[j])
             func rel(_ a: [Float], _ b: UnsafeBufferPointer<Float>) -> Double {
-                var diff = 0.0, norm = 0.0
-                for d in 0..<D { let x = Double(b[t * D + d]), y = Double(a[j * D + d]); diff += (y - x) * (y - x); norm += x * x }
+                var diff = 0.0
+                var norm = 0.0
+                for d in 0..<D {
+                    let x = Double(b[t * D + d])
+                    let y = Double(a[j * D + d])
+                    diff += (y - x) * (y - x)
+                    norm += x * x
+                }
                 return norm > 0 ? (diff / norm).squareRoot() : diff.squareRoot()
             }
-            let k = rel(head.keys, keys), v = rel(head.values, values)
-            ks += k; km = max(km, k); vs += v; vm = max(vm, v); n += 1
+            let k = rel(head.keys, keys)
+            let v = rel(head.values, values)
+            ks += k
+            km = max(km, k)
+            vs += v
+            vm = max(vm, v)
+            n += 1
         }
         return ((ks, km), (vs, vm), n)
     }
 }
 
-private extension Double {
-    func exp() -> Double {
+extension Double {
+    fileprivate func exp() -> Double {
         #if canImport(Glibc)
-        return Glibc.exp(self)
+            return Glibc.exp(self)
         #else
-        return Foundation.exp(self)
+            return Foundation.exp(self)
         #endif
     }
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -11,10 +11,12 @@ struct FidelityQueries {
     let scores: [[Float]]
 
     static func load(_ layer: DumpLayer, _ dump: DumpReader) throws -> FidelityQueries {
-        let H = dump.shape.numHeads, L = dump.shape.seqLen
+        let H = dump.shape.numHeads
+        let L = dump.shape.seqLen
         if let probes = layer.probeQuery {
-            return FidelityQueries(source: .probe, rows: try (0..<H).map { try probes.read(head: $0) },
-                                   positions: [Int](repeating: Int.max, count: probes.rows), scores: [])
+            return FidelityQueries(
+                source: .probe, rows: try (0..<H).map { try probes.read(head: $0) },
+                positions: [Int](repeating: Int.max, count: probes.rows), scores: [])
         }
         if let query = layer.query {
             let n = min(Fidelity.promptQueries, L)
@@ -26,35 +28,50 @@ struct FidelityQueries {
             return FidelityQueries(source: .prompt, rows: rows, positions: Array((L - n)..<L), scores: [])
         }
         if let scores = layer.attnScore {
-            return FidelityQueries(source: .scores, rows: [], positions: [], scores: try (0..<H).map { try scores.read(head: $0) })
+            return FidelityQueries(
+                source: .scores, rows: [], positions: [], scores: try (0..<H).map { try scores.read(head: $0) })
         }
-        throw dump.file.site.error(Layout.layer(layer.index), "has neither probe_query, query nor attn_score: fidelity cannot be measured; report without --reference for the memory part")
+        throw dump.file.site.error(
+            Layout.layer(layer.index),
+            "has neither probe_query, query nor attn_score: fidelity cannot be measured; report without --reference for the memory part"
+        )
     }
 
     /// The full-prompt attention of every query head of kv head `g` (`heads`); nil when fidelity
     /// comes from `attn_score`.
-    func reference(heads: Range<Int>, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim D: Int,
-                   scale: Double, workspace: Workspace) -> [Fidelity.Reference]? {
+    func reference(
+        heads: Range<Int>, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim D: Int,
+        scale: Double, workspace: Workspace
+    ) -> [Fidelity.Reference]? {
         guard source != .scores else { return nil }
-        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<(keys.count / D)), D: D, workspace: workspace, slot: 0)
-        return heads.map { Fidelity.reference(queries: rows[$0], positions: positions, full: full, headDim: D, scale: scale, workspace: workspace) }
+        let full = Fidelity.Rows(
+            keys: keys, values: values, positions: Array(0..<(keys.count / D)), D: D, workspace: workspace, slot: 0)
+        return heads.map {
+            Fidelity.reference(
+                queries: rows[$0], positions: positions, full: full, headDim: D, scale: scale, workspace: workspace)
+        }
     }
 
     /// Fidelity of every query head of kv head `g` (`heads`, with their `reference`) for one
     /// compressed head.
-    func measure(heads: Range<Int>, reference: [Fidelity.Reference]?, headDim D: Int, scale: Double,
-                 compressed: LayerCompressor.Head, modality: [Modality], workspace: Workspace) -> [HeadFidelity] {
+    func measure(
+        heads: Range<Int>, reference: [Fidelity.Reference]?, headDim D: Int, scale: Double,
+        compressed: LayerCompressor.Head, modality: [Modality], workspace: Workspace
+    ) -> [HeadFidelity] {
         guard let reference else {
             return heads.map { Fidelity.measure(scores: scores[$0], head: compressed, modality: modality) }
         }
         let small = compressed.keys.withUnsafeBufferPointer { kb in
             compressed.values.withUnsafeBufferPointer { vb in
-                Fidelity.Rows(keys: kb, values: vb, positions: compressed.position.map(Int.init), D: D, workspace: workspace, slot: 2)
+                Fidelity.Rows(
+                    keys: kb, values: vb, positions: compressed.position.map(Int.init), D: D, workspace: workspace,
+                    slot: 2)
             }
         }
         return zip(heads, reference).map { h, r in
-            Fidelity.measure(queries: rows[h], positions: positions, reference: r, compressed: small, headDim: D, scale: scale,
-                             head: compressed, modality: modality, workspace: workspace)
+            Fidelity.measure(
+                queries: rows[h], positions: positions, reference: r, compressed: small, headDim: D, scale: scale,
+                head: compressed, modality: modality, workspace: workspace)
         }
     }
 }

@@ -22,10 +22,16 @@ enum HeadwiseSweep {
     }
 
     /// Returns each setting's result (`.compressed` with no heads: they were measured and dropped).
-    static func run(_ compressors: [LayerCompressor], _ contexts: [LayerContext], input: LayerInput, layer: DumpLayer,
-                    queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace],
-                    into accumulators: inout [FidelityAccumulator]) throws -> [LayerCompressor.Result] {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, group = s.groupSize, i = contexts.first?.layer ?? 0
+    static func run(
+        _ compressors: [LayerCompressor], _ contexts: [LayerContext], input: LayerInput, layer: DumpLayer,
+        queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace],
+        into accumulators: inout [FidelityAccumulator]
+    ) throws -> [LayerCompressor.Result] {
+        let s = dump.shape
+        let L = s.seqLen
+        let D = s.headDim
+        let group = s.groupSize
+        let i = contexts.first?.layer ?? 0
         // HDF5 reads (scores, window rows) on this thread, before the workers start.
         let copied = try zip(compressors, contexts).map { c, context in
             try c.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count)
@@ -34,17 +40,22 @@ enum HeadwiseSweep {
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-            let queryHeads = g * group ..< (g + 1) * group
-            let reference = queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws)
+            let queryHeads = g * group..<(g + 1) * group
+            let reference = queries.reference(
+                heads: queryHeads, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws)
             return try compressors.indices.map { n -> HeadOutcome? in
                 guard copied[n] == nil else { return nil }
-                var head = try compressors[n].head(g, keys: k, values: v, input: input, context: contexts[n], workspace: ws)
+                var head = try compressors[n].head(
+                    g, keys: k, values: v, input: input, context: contexts[n], workspace: ws)
                 // Measured as a cache would hold them: rounded to the dump's element type.
                 ElementConversion.round(&head.keys, to: dump.elementType)
                 ElementConversion.round(&head.values, to: dump.elementType)
-                let fidelity = queries.measure(heads: queryHeads, reference: reference, headDim: D, scale: dump.attnScale,
-                                               compressed: head, modality: dump.tokens.modality, workspace: ws)
-                return HeadOutcome(fidelity: fidelity, shift: Fidelity.shift(head: head, keys: k, values: v, D: D), kept: head.position.count)
+                let fidelity = queries.measure(
+                    heads: queryHeads, reference: reference, headDim: D, scale: dump.attnScale,
+                    compressed: head, modality: dump.tokens.modality, workspace: ws)
+                return HeadOutcome(
+                    fidelity: fidelity, shift: Fidelity.shift(head: head, keys: k, values: v, D: D),
+                    kept: head.position.count)
             }
         }
         return try compressors.indices.map { n in

@@ -8,7 +8,11 @@ public struct Statistic: Codable, Sendable, Equatable {
     public var worst: Double
     public var worstLayer: Int
     public var worstHead: Int
-    enum CodingKeys: String, CodingKey { case mean, worst, worstLayer = "worst_layer", worstHead = "worst_head" }
+    enum CodingKeys: String, CodingKey {
+        case mean, worst
+        case worstLayer = "worst_layer"
+        case worstHead = "worst_head"
+    }
 }
 
 /// Fidelity of one (layer, query head) cell, or a layer's mean over its heads. Derived fields are
@@ -27,14 +31,26 @@ public struct FidelityRow: Codable, Sendable {
     public let recallImage: Double?
     enum CodingKeys: String, CodingKey {
         case layer, head, recall
-        case outputError = "output_error", outputCosine = "output_cosine", recallKept = "recall_kept", recallMerged = "recall_merged"
-        case recallText = "recall_text", recallImage = "recall_image"
+        case outputError = "output_error"
+        case outputCosine = "output_cosine"
+        case recallKept = "recall_kept"
+        case recallMerged = "recall_merged"
+        case recallText = "recall_text"
+        case recallImage = "recall_image"
     }
-    public init(layer: Int, head: Int?, outputError: Double?, outputCosine: Double?, recallKept: Double, recallMerged: Double,
-                recallText: Double? = nil, recallImage: Double? = nil) {
-        self.layer = layer; self.head = head; self.outputError = outputError; self.outputCosine = outputCosine
-        self.recallKept = recallKept; self.recallMerged = recallMerged; self.recall = recallKept + recallMerged
-        self.recallText = recallText; self.recallImage = recallImage
+    public init(
+        layer: Int, head: Int?, outputError: Double?, outputCosine: Double?, recallKept: Double, recallMerged: Double,
+        recallText: Double? = nil, recallImage: Double? = nil
+    ) {
+        self.layer = layer
+        self.head = head
+        self.outputError = outputError
+        self.outputCosine = outputCosine
+        self.recallKept = recallKept
+        self.recallMerged = recallMerged
+        self.recall = recallKept + recallMerged
+        self.recallText = recallText
+        self.recallImage = recallImage
     }
 }
 
@@ -56,9 +72,15 @@ public struct FidelitySummary: Codable, Sendable {
     public var heads: [FidelityRow]
     enum CodingKeys: String, CodingKey {
         case recall, layers, heads
-        case querySource = "query_source", outputError = "output_error", outputCosine = "output_cosine"
-        case recallKept = "recall_kept", recallMerged = "recall_merged", keyShift = "key_shift", valueShift = "value_shift"
-        case recallText = "recall_text", recallImage = "recall_image"
+        case querySource = "query_source"
+        case outputError = "output_error"
+        case outputCosine = "output_cosine"
+        case recallKept = "recall_kept"
+        case recallMerged = "recall_merged"
+        case keyShift = "key_shift"
+        case valueShift = "value_shift"
+        case recallText = "recall_text"
+        case recallImage = "recall_image"
     }
 }
 
@@ -70,22 +92,31 @@ struct FidelityAccumulator {
     private var valueShifts: [(layer: Int, head: Int, sum: Double, max: Double, count: Int)] = []
 
     mutating func add(layer: Int, head: Int, _ f: HeadFidelity) {
-        heads.append(FidelityRow(layer: layer, head: head, outputError: f.outputError, outputCosine: f.outputCosine,
-                                 recallKept: f.recallKept, recallMerged: f.recallMerged, recallText: f.recallText, recallImage: f.recallImage))
+        heads.append(
+            FidelityRow(
+                layer: layer, head: head, outputError: f.outputError, outputCosine: f.outputCosine,
+                recallKept: f.recallKept, recallMerged: f.recallMerged, recallText: f.recallText,
+                recallImage: f.recallImage))
     }
 
     /// Every query head of a layer the cache holds exactly as the reference does (copied, or a
     /// sliding window kept as the model keeps it): no error, all attention mass kept.
     mutating func addExact(layer: Int, heads: Int, source: QuerySource, modality: [Modality]) {
-        let text = modality.contains(.text), image = modality.contains { $0 != .text }
+        let text = modality.contains(.text)
+        let image = modality.contains { $0 != .text }
         for h in 0..<heads {
-            add(layer: layer, head: h, HeadFidelity(outputError: source == .scores ? nil : 0, outputCosine: source == .scores ? nil : 1,
-                                                   recallKept: 1, recallMerged: 0, recallText: text ? 1 : nil, recallImage: image ? 1 : nil))
+            add(
+                layer: layer, head: h,
+                HeadFidelity(
+                    outputError: source == .scores ? nil : 0, outputCosine: source == .scores ? nil : 1,
+                    recallKept: 1, recallMerged: 0, recallText: text ? 1 : nil, recallImage: image ? 1 : nil))
         }
         self.source = source
     }
 
-    mutating func addShift(layer: Int, kvHead: Int, _ s: (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)) {
+    mutating func addShift(
+        layer: Int, kvHead: Int, _ s: (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
+    ) {
         guard s.count > 0 else { return }
         keyShifts.append((layer, kvHead, s.key.sum, s.key.max, s.count))
         valueShifts.append((layer, kvHead, s.value.sum, s.value.max, s.count))
@@ -98,7 +129,9 @@ struct FidelityAccumulator {
             guard !values.isEmpty else { return nil }
             let mean = values.reduce(0) { $0 + $1.0 } / Double(values.count)
             // The first worst cell in (layer, head) order, so ties report deterministically.
-            let worst = values.dropFirst().reduce(values[0]) { best, x in (worstIsMax ? x.0 > best.0 : x.0 < best.0) ? x : best }
+            let worst = values.dropFirst().reduce(values[0]) { best, x in
+                (worstIsMax ? x.0 > best.0 : x.0 < best.0) ? x : best
+            }
             return Statistic(mean: mean, worst: worst.0, worstLayer: worst.1, worstHead: worst.2)
         }
         let err = heads.compactMap { r in r.outputError.map { ($0, r.layer, r.head ?? 0) } }
@@ -108,7 +141,9 @@ struct FidelityAccumulator {
             guard !s.isEmpty else { return nil }
             let n = s.reduce(0) { $0 + $1.count }
             let worst = s.max { $0.max < $1.max }!
-            return Statistic(mean: s.reduce(0) { $0 + $1.sum } / Double(n), worst: worst.max, worstLayer: worst.layer, worstHead: worst.head)
+            return Statistic(
+                mean: s.reduce(0) { $0 + $1.sum } / Double(n), worst: worst.max, worstLayer: worst.layer,
+                worstHead: worst.head)
         }
         var layers: [FidelityRow] = []
         for layer in Set(heads.map(\.layer)).sorted() {
@@ -118,17 +153,21 @@ struct FidelityAccumulator {
                 let v = rows.compactMap { $0[keyPath: k] }
                 return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
             }
-            layers.append(FidelityRow(layer: layer, head: nil, outputError: mean(\.outputError), outputCosine: mean(\.outputCosine),
-                                      recallKept: rows.reduce(0) { $0 + $1.recallKept } / n,
-                                      recallMerged: rows.reduce(0) { $0 + $1.recallMerged } / n,
-                                      recallText: mean(\.recallText), recallImage: mean(\.recallImage)))
+            layers.append(
+                FidelityRow(
+                    layer: layer, head: nil, outputError: mean(\.outputError), outputCosine: mean(\.outputCosine),
+                    recallKept: rows.reduce(0) { $0 + $1.recallKept } / n,
+                    recallMerged: rows.reduce(0) { $0 + $1.recallMerged } / n,
+                    recallText: mean(\.recallText), recallImage: mean(\.recallImage)))
         }
         let n = Double(max(heads.count, 1))
         return FidelitySummary(
             querySource: source, outputError: stat(err, worstIsMax: true), outputCosine: stat(cos, worstIsMax: false),
             recall: stat(rec, worstIsMax: false) ?? Statistic(mean: 0, worst: 0, worstLayer: 0, worstHead: 0),
-            recallKept: heads.reduce(0) { $0 + $1.recallKept } / n, recallMerged: heads.reduce(0) { $0 + $1.recallMerged } / n,
-            recallText: Self.mean(heads.compactMap(\.recallText)), recallImage: Self.mean(heads.compactMap(\.recallImage)),
+            recallKept: heads.reduce(0) { $0 + $1.recallKept } / n,
+            recallMerged: heads.reduce(0) { $0 + $1.recallMerged } / n,
+            recallText: Self.mean(heads.compactMap(\.recallText)),
+            recallImage: Self.mean(heads.compactMap(\.recallImage)),
             keyShift: shiftStat(keyShifts), valueShift: shiftStat(valueShifts), layers: layers, heads: heads)
     }
 }
@@ -152,23 +191,37 @@ public struct MemoryRow: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case layer, kept, merged, dropped, ratio
-        case keptText = "kept_text", keptImage = "kept_image", kvBytesOriginal = "kv_bytes_original"
-        case kvBytesCache = "kv_bytes_cache", kvBytesDisk = "kv_bytes_disk", savedPercent = "saved_percent"
+        case keptText = "kept_text"
+        case keptImage = "kept_image"
+        case kvBytesOriginal = "kv_bytes_original"
+        case kvBytesCache = "kv_bytes_cache"
+        case kvBytesDisk = "kv_bytes_disk"
+        case savedPercent = "saved_percent"
     }
-    public init(layer: Int?, kept: Double, keptText: Double, keptImage: Double, merged: Int, dropped: Int,
-                kvBytesOriginal: Int, kvBytesCache: Int, kvBytesDisk: Int) {
-        self.layer = layer; self.kept = kept; self.keptText = keptText; self.keptImage = keptImage; self.merged = merged
-        self.dropped = dropped; self.kvBytesOriginal = kvBytesOriginal; self.kvBytesCache = kvBytesCache; self.kvBytesDisk = kvBytesDisk
+    public init(
+        layer: Int?, kept: Double, keptText: Double, keptImage: Double, merged: Int, dropped: Int,
+        kvBytesOriginal: Int, kvBytesCache: Int, kvBytesDisk: Int
+    ) {
+        self.layer = layer
+        self.kept = kept
+        self.keptText = keptText
+        self.keptImage = keptImage
+        self.merged = merged
+        self.dropped = dropped
+        self.kvBytesOriginal = kvBytesOriginal
+        self.kvBytesCache = kvBytesCache
+        self.kvBytesDisk = kvBytesDisk
         savedPercent = kvBytesOriginal == 0 ? 0 : 100 * Double(kvBytesOriginal - kvBytesCache) / Double(kvBytesOriginal)
         ratio = kvBytesCache == 0 ? 0 : Double(kvBytesOriginal) / Double(kvBytesCache)
     }
 
     static func total(_ rows: [MemoryRow]) -> MemoryRow {
         let n = Double(max(rows.count, 1))
-        return MemoryRow(layer: nil, kept: rows.reduce(0) { $0 + $1.kept } / n, keptText: rows.reduce(0) { $0 + $1.keptText } / n,
-                         keptImage: rows.reduce(0) { $0 + $1.keptImage } / n, merged: rows.reduce(0) { $0 + $1.merged },
-                         dropped: rows.reduce(0) { $0 + $1.dropped }, kvBytesOriginal: rows.reduce(0) { $0 + $1.kvBytesOriginal },
-                         kvBytesCache: rows.reduce(0) { $0 + $1.kvBytesCache }, kvBytesDisk: rows.reduce(0) { $0 + $1.kvBytesDisk })
+        return MemoryRow(
+            layer: nil, kept: rows.reduce(0) { $0 + $1.kept } / n, keptText: rows.reduce(0) { $0 + $1.keptText } / n,
+            keptImage: rows.reduce(0) { $0 + $1.keptImage } / n, merged: rows.reduce(0) { $0 + $1.merged },
+            dropped: rows.reduce(0) { $0 + $1.dropped }, kvBytesOriginal: rows.reduce(0) { $0 + $1.kvBytesOriginal },
+            kvBytesCache: rows.reduce(0) { $0 + $1.kvBytesCache }, kvBytesDisk: rows.reduce(0) { $0 + $1.kvBytesDisk })
     }
 }
 
@@ -184,6 +237,7 @@ public struct Report: Codable, Sendable {
     public var fidelity: FidelitySummary?
     enum CodingKeys: String, CodingKey {
         case cache, reference, method, memory, layers, fidelity
-        case reportVersion = "report_version", seqLen = "seq_len"
+        case reportVersion = "report_version"
+        case seqLen = "seq_len"
     }
 }

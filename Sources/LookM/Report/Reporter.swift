@@ -6,7 +6,11 @@ public enum Reporter {
         let cache = try CacheReader(path: cacheFile.path, displayName: cacheFile.displayName)
         let dump = try reference.map { try DumpReader(path: $0.path, displayName: $0.displayName) }
         if let dump { try requireMatch(cache, dump) }
-        let s = cache.shape, G = s.numKVHeads, D = s.headDim, L = s.seqLen, elem = cache.elementType.byteSize
+        let s = cache.shape
+        let G = s.numKVHeads
+        let D = s.headDim
+        let L = s.seqLen
+        let elem = cache.elementType.byteSize
         var rows: [MemoryRow] = []
         var fidelity = FidelityAccumulator()
         let workspaces = Workspace.pool(threads)
@@ -16,61 +20,88 @@ public enum Reporter {
             var heads: [LayerCompressor.Head] = []
             for g in 0..<G {
                 let slots = try layer.slots(head: g)
-                heads.append(LayerCompressor.Head(position: slots.position, keys: try layer.key.read(head: g),
-                                                  values: try layer.value.read(head: g), merged: slots.merged, slotOf: slots.slotOf))
+                heads.append(
+                    LayerCompressor.Head(
+                        position: slots.position, keys: try layer.key.read(head: g),
+                        values: try layer.value.read(head: g), merged: slots.merged, slotOf: slots.slotOf))
             }
-            let text = heads.reduce(0) { acc, h in acc + h.position.lazy.filter { cache.tokens.modality[Int($0)] == .text }.count }
-            rows.append(MemoryRow(layer: i, kept: Double(layer.kept), keptText: Double(text) / Double(G),
-                                  keptImage: Double(layer.kept * G - text) / Double(G),
-                                  merged: heads.reduce(0) { $0 + $1.mergedCount }, dropped: heads.reduce(0) { $0 + $1.droppedCount },
-                                  kvBytesOriginal: 2 * G * L * D * elem, kvBytesCache: 2 * G * layer.kept * D * elem,
-                                  kvBytesDisk: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes))
+            let text = heads.reduce(0) { acc, h in
+                acc + h.position.lazy.filter { cache.tokens.modality[Int($0)] == .text }.count
+            }
+            rows.append(
+                MemoryRow(
+                    layer: i, kept: Double(layer.kept), keptText: Double(text) / Double(G),
+                    keptImage: Double(layer.kept * G - text) / Double(G),
+                    merged: heads.reduce(0) { $0 + $1.mergedCount }, dropped: heads.reduce(0) { $0 + $1.droppedCount },
+                    kvBytesOriginal: 2 * G * L * D * elem, kvBytesCache: 2 * G * layer.kept * D * elem,
+                    kvBytesDisk: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes))
             if let dump {
                 let dumpLayer = try dump.layer(i)
                 if dumpLayer.slidingWindow != nil {
                     // The reference is what the model holds, which is what every cache keeps.
                     let queries = try FidelityQueries.load(dumpLayer, dump)
-                    fidelity.addExact(layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
+                    fidelity.addExact(
+                        layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
                     continue
                 }
                 let input = try LayerInput(dumpLayer, buffers: buffers)
-                try measure(layer: i, input: input, queries: try FidelityQueries.load(dumpLayer, dump), heads: heads,
-                            dump: dump, workspaces: workspaces, into: &fidelity, checkingSourceOf: cache)
+                try measure(
+                    layer: i, input: input, queries: try FidelityQueries.load(dumpLayer, dump), heads: heads,
+                    dump: dump, workspaces: workspaces, into: &fidelity, checkingSourceOf: cache)
             }
         }
-        return Report(cache: cache.name, reference: dump?.name, method: JSONValue.parse(cache.method) ?? .string(cache.method),
-                      seqLen: L, memory: MemoryRow.total(rows), layers: rows, fidelity: dump == nil ? nil : fidelity.summary())
+        return Report(
+            cache: cache.name, reference: dump?.name, method: JSONValue.parse(cache.method) ?? .string(cache.method),
+            seqLen: L, memory: MemoryRow.total(rows), layers: rows, fidelity: dump == nil ? nil : fidelity.summary())
     }
 
     /// The dump's side of fidelity for one layer (full-prompt attention of every query head), every
     /// kv head in parallel: what `measure` compares against, for any number of settings.
-    static func references(input: LayerInput, queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace]) throws -> [[Fidelity.Reference]?] {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, group = s.groupSize
+    static func references(input: LayerInput, queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace])
+        throws -> [[Fidelity.Reference]?]
+    {
+        let s = dump.shape
+        let L = s.seqLen
+        let D = s.headDim
+        let group = s.groupSize
         return try Compressor.parallelMap(s.numKVHeads, workspaces.count) { g, worker in
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
-            return queries.reference(heads: g * group ..< (g + 1) * group, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws)
+            return queries.reference(
+                heads: g * group..<(g + 1) * group, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws
+            )
         }
     }
 
     /// Fidelity of one layer's compressed heads against the dump's, every kv head in parallel.
     /// `references` (from `references(...)`) saves recomputing the full attention per setting.
-    static func measure(layer i: Int, input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
-                        heads: [LayerCompressor.Head], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator,
-                        checkingSourceOf cache: CacheReader? = nil) throws {
-        let s = dump.shape, L = s.seqLen, D = s.headDim, group = s.groupSize
+    static func measure(
+        layer i: Int, input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
+        heads: [LayerCompressor.Head], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator,
+        checkingSourceOf cache: CacheReader? = nil
+    ) throws {
+        let s = dump.shape
+        let L = s.seqLen
+        let D = s.headDim
+        let group = s.groupSize
         acc.source = queries.source
         let scale = dump.attnScale
-        let results = try Compressor.parallelMap(s.numKVHeads, workspaces.count) { g, worker -> ([HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)) in
+        let results = try Compressor.parallelMap(s.numKVHeads, workspaces.count) {
+            g, worker -> (
+                [HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
+            ) in
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
             if let cache { try requireSource(cache, dump, layer: i, kvHead: g, head: heads[g], keys: k, headDim: D) }
-            let queryHeads = g * group ..< (g + 1) * group
-            let reference = references?[g] ?? queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: scale, workspace: ws)
-            let perQuery = queries.measure(heads: queryHeads, reference: reference, headDim: D, scale: scale,
-                                           compressed: heads[g], modality: dump.tokens.modality, workspace: ws)
+            let queryHeads = g * group..<(g + 1) * group
+            let reference =
+                references?[g]
+                ?? queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: scale, workspace: ws)
+            let perQuery = queries.measure(
+                heads: queryHeads, reference: reference, headDim: D, scale: scale,
+                compressed: heads[g], modality: dump.tokens.modality, workspace: ws)
             return (perQuery, Fidelity.shift(head: heads[g], keys: k, values: v, D: D))
         }
         for (g, r) in results.enumerated() {
@@ -82,15 +113,18 @@ public enum Reporter {
     /// The slots no merge touched hold the dump's keys bit for bit (both sides are the stored
     /// element type widened to Float32): a dump of the same shape that is not the cache's source
     /// differs there, and its fidelity numbers would be meaningless.
-    static func requireSource(_ cache: CacheReader, _ dump: DumpReader, layer i: Int, kvHead g: Int, head: LayerCompressor.Head,
-                              keys: UnsafeBufferPointer<Float>, headDim D: Int) throws {
+    static func requireSource(
+        _ cache: CacheReader, _ dump: DumpReader, layer i: Int, kvHead g: Int, head: LayerCompressor.Head,
+        keys: UnsafeBufferPointer<Float>, headDim D: Int
+    ) throws {
         for (j, p) in head.position.enumerated() where head.merged[j] == 0 {
             let row = Int(p) * D
             guard (0..<D).allSatisfy({ head.keys[j * D + $0].bitPattern == keys[row + $0].bitPattern }) else {
                 let recorded = cache.source
-                throw LookMError.invalid(dump.name, Layout.layer(i, .key),
+                throw LookMError.invalid(
+                    dump.name, Layout.layer(i, .key),
                     "kv head \(g), position \(p) differs from the key the cache \(cache.name) kept there unmerged: "
-                    + "not the dump the cache was made from (it records \(recorded.name), \(recorded.size) bytes)")
+                        + "not the dump the cache was made from (it records \(recorded.name), \(recorded.size) bytes)")
             }
         }
     }
@@ -98,19 +132,30 @@ public enum Reporter {
     /// A reference must be the dump the cache came from: same shapes and token table.
     static func requireMatch(_ cache: CacheReader, _ dump: DumpReader) throws {
         guard cache.shape == dump.shape else {
-            let a = cache.shape, b = dump.shape
-            throw LookMError.invalid(dump.name, nil, "does not match the cache \(cache.name): layers/heads/kv heads/head_dim/seq_len "
-                + "\(b.numLayers)/\(b.numHeads)/\(b.numKVHeads)/\(b.headDim)/\(b.seqLen) against \(a.numLayers)/\(a.numHeads)/\(a.numKVHeads)/\(a.headDim)/\(a.seqLen); pass the dump the cache was made from")
+            let a = cache.shape
+            let b = dump.shape
+            throw LookMError.invalid(
+                dump.name, nil,
+                "does not match the cache \(cache.name): layers/heads/kv heads/head_dim/seq_len "
+                    + "\(b.numLayers)/\(b.numHeads)/\(b.numKVHeads)/\(b.headDim)/\(b.seqLen) against \(a.numLayers)/\(a.numHeads)/\(a.numKVHeads)/\(a.headDim)/\(a.seqLen); pass the dump the cache was made from"
+            )
         }
         guard cache.tokens.modality == dump.tokens.modality else {
-            throw LookMError.invalid(dump.name, Layout.modality, "differs from the cache \(cache.name)'s token table; pass the dump the cache was made from")
+            throw LookMError.invalid(
+                dump.name, Layout.modality,
+                "differs from the cache \(cache.name)'s token table; pass the dump the cache was made from")
         }
         guard cache.nextPosition == dump.nextPosition else {
-            throw LookMError.invalid(dump.name, nil, "records next_position \(dump.nextPosition.map(String.init) ?? "none"), the cache \(cache.name) "
-                + "\(cache.nextPosition.map(String.init) ?? "none"); pass the dump the cache was made from")
+            throw LookMError.invalid(
+                dump.name, nil,
+                "records next_position \(dump.nextPosition.map(String.init) ?? "none"), the cache \(cache.name) "
+                    + "\(cache.nextPosition.map(String.init) ?? "none"); pass the dump the cache was made from")
         }
         guard cache.elementType == dump.elementType else {
-            throw LookMError.invalid(dump.name, nil, "holds \(dump.elementType.rawValue) tensors, the cache \(cache.name) \(cache.elementType.rawValue); pass the dump the cache was made from")
+            throw LookMError.invalid(
+                dump.name, nil,
+                "holds \(dump.elementType.rawValue) tensors, the cache \(cache.name) \(cache.elementType.rawValue); pass the dump the cache was made from"
+            )
         }
     }
 }

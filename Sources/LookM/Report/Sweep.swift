@@ -16,8 +16,13 @@ public struct SweepRow: Codable, Sendable {
     public var cache: String?
     enum CodingKeys: String, CodingKey {
         case method, budget, recall, cache
-        case keptFraction = "kept_fraction", savedPercent = "saved_percent", copiedLayers = "copied_layers"
-        case outputError = "output_error", outputCosine = "output_cosine", recallKept = "recall_kept", recallMerged = "recall_merged"
+        case keptFraction = "kept_fraction"
+        case savedPercent = "saved_percent"
+        case copiedLayers = "copied_layers"
+        case outputError = "output_error"
+        case outputCosine = "output_cosine"
+        case recallKept = "recall_kept"
+        case recallMerged = "recall_merged"
     }
 }
 
@@ -30,7 +35,11 @@ public struct SweepResult: Codable, Sendable {
     /// what batch mode compares to decide a rerun can skip this dump.
     public var source: SourceInfo?
     public var settings: String?
-    enum CodingKeys: String, CodingKey { case dump, rows, source, settings, reportVersion = "report_version", querySource = "query_source" }
+    enum CodingKeys: String, CodingKey {
+        case dump, rows, source, settings
+        case reportVersion = "report_version"
+        case querySource = "query_source"
+    }
 }
 
 public enum Sweeper {
@@ -38,8 +47,12 @@ public enum Sweeper {
     public static let defaultBudgets = [0.05, 0.1, 0.2, 0.5]
 
     /// Resolves every (method, budget) pair up front, so a bad name fails before any work.
-    public static func settings(methods: [String], budgets: [Double], codec: Codec) throws -> [(String, Double, CompressionSettings)] {
-        guard !methods.isEmpty, !budgets.isEmpty else { throw LookMError.usage("give at least one method and one budget") }
+    public static func settings(methods: [String], budgets: [Double], codec: Codec) throws -> [(
+        String, Double, CompressionSettings
+    )] {
+        guard !methods.isEmpty, !budgets.isEmpty else {
+            throw LookMError.usage("give at least one method and one budget")
+        }
         if let m = methods.first(where: { m in methods.filter { $0 == m }.count > 1 }) {
             throw LookMError.usage("--methods: \(m) is given twice; list each method once")
         }
@@ -48,71 +61,98 @@ public enum Sweeper {
         }
         return try methods.flatMap { m in
             try budgets.map { b in
-                (m, b, try CompressionSettings.resolve(method: m, selector: nil, merge: nil, variant: .paper, hhRatio: nil, recentRatio: nil,
-                                                       budget: b, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: codec))
+                (
+                    m, b,
+                    try CompressionSettings.resolve(
+                        method: m, selector: nil, merge: nil, variant: .paper, hhRatio: nil, recentRatio: nil,
+                        budget: b, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: codec
+                    )
+                )
             }
         }
     }
 
-    public static func run(dump input: InputFile, settings: [(String, Double, CompressionSettings)], threads: Int,
-                           keepCaches: String? = nil, force: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> SweepResult {
+    public static func run(
+        dump input: InputFile, settings: [(String, Double, CompressionSettings)], threads: Int,
+        keepCaches: String? = nil, force: Bool = false, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> SweepResult {
         BLAS.configure()
         let dump = try DumpReader(path: input.path, displayName: input.displayName)
         let s = dump.shape
         let workspaces = Workspace.pool(threads)
         let buffers = (key: RawBuffer(), value: RawBuffer())
         var accumulators = [FidelityAccumulator](repeating: FidelityAccumulator(), count: settings.count)
-        var kept = [Int](repeating: 0, count: settings.count), copied = kept
+        var kept = [Int](repeating: 0, count: settings.count)
+        var copied = kept
         let stem = AtomicOutput.split(input.path).base.replacingSuffix(".h5")
         if let keepCaches { try Directories.make(keepCaches) }
         let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.0)-b\($0.1).lookm.h5" } }
         let writers = try paths.map { paths in
             try zip(settings, paths).map { setting, path in
-                try CacheWriter(output: try AtomicOutput(finalPath: path, force: force, inputs: [input.path]), shape: s, model: dump.model,
-                                tokens: dump.tokens, elementType: dump.elementType, codec: setting.2.codec,
-                                method: setting.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
-                                source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base),
-                                nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow))
+                try CacheWriter(
+                    output: try AtomicOutput(finalPath: path, force: force, inputs: [input.path]), shape: s,
+                    model: dump.model,
+                    tokens: dump.tokens, elementType: dump.elementType, codec: setting.2.codec,
+                    method: setting.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
+                    source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base),
+                    nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow))
             }
         }
         var source = QuerySource.scores
-        let compressors = settings.map { LayerCompressor(selector: SelectorRegistry.selector(named: $0.2.selector)!, merge: MergeRegistry.merge(named: $0.2.merge)!) }
+        let compressors = settings.map {
+            LayerCompressor(
+                selector: SelectorRegistry.selector(named: $0.2.selector)!,
+                merge: MergeRegistry.merge(named: $0.2.merge)!)
+        }
         for i in 0..<s.numLayers {
             let layer = try dump.layer(i)
             let input = try LayerInput(layer, buffers: buffers)
             let queries = try FidelityQueries.load(layer, dump)
             source = queries.source
-            let contexts = settings.map { LayerContext(settings: $0.2, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize) }
+            let contexts = settings.map {
+                LayerContext(settings: $0.2, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+            }
             var results: [LayerCompressor.Result] = []
             if let size = layer.slidingWindow, let start = layer.windowStart {
                 // Every setting keeps a sliding-window layer as the model holds it (docs/method.md).
                 results = settings.map { _ in .window(start: start, size: size) }
                 for n in settings.indices {
-                    if let writers { _ = try Compressor.writeLayer(results[n], layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0]) }
+                    if let writers {
+                        _ = try Compressor.writeLayer(
+                            results[n], layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0])
+                    }
                 }
             }
             let headwise = results.isEmpty && writers == nil && HeadwiseSweep.applies(compressors, contexts)
-            let references = headwise || !results.isEmpty ? nil : try Reporter.references(input: input, queries: queries, dump: dump, workspaces: workspaces)
+            let references =
+                headwise || !results.isEmpty
+                ? nil : try Reporter.references(input: input, queries: queries, dump: dump, workspaces: workspaces)
             if !results.isEmpty {
             } else if headwise {
-                results = try HeadwiseSweep.run(compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
-                                                workspaces: workspaces, into: &accumulators)
+                results = try HeadwiseSweep.run(
+                    compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
+                    workspaces: workspaces, into: &accumulators)
             } else {
                 for n in settings.indices {
-                    let result = try compressors[n].run(input, layer: layer, dump: dump, context: contexts[n], workspaces: workspaces)
+                    let result = try compressors[n].run(
+                        input, layer: layer, dump: dump, context: contexts[n], workspaces: workspaces)
                     if case .compressed(let k, var heads) = result {
                         // Measured as a cache would hold them: rounded to the dump's element type.
                         for g in heads.indices {
                             ElementConversion.round(&heads[g].keys, to: dump.elementType)
                             ElementConversion.round(&heads[g].values, to: dump.elementType)
                         }
-                        try Reporter.measure(layer: i, input: input, queries: queries, references: references, heads: heads, dump: dump,
-                                             workspaces: workspaces, into: &accumulators[n])
+                        try Reporter.measure(
+                            layer: i, input: input, queries: queries, references: references, heads: heads, dump: dump,
+                            workspaces: workspaces, into: &accumulators[n])
                         results.append(.compressed(kept: k, heads: []))
                     } else {
                         results.append(result)
                     }
-                    if let writers { _ = try Compressor.writeLayer(result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0]) }
+                    if let writers {
+                        _ = try Compressor.writeLayer(
+                            result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0])
+                    }
                 }
             }
             for (n, result) in results.enumerated() {
@@ -121,7 +161,8 @@ public enum Sweeper {
                     // Kept as the dump (or the model) holds the layer: measured exact.
                     if case .window(let start, _) = result { kept[n] += s.seqLen - start } else { kept[n] += s.seqLen }
                     copied[n] += 1
-                    accumulators[n].addExact(layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
+                    accumulators[n].addExact(
+                        layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
                 case .compressed(let k, _):
                     kept[n] += k
                 }
@@ -132,14 +173,17 @@ public enum Sweeper {
         let total = Double(s.seqLen * s.numLayers)
         let rows = settings.enumerated().map { n, setting -> SweepRow in
             let f = accumulators[n].summary()
-            return SweepRow(method: setting.0, budget: setting.1, keptFraction: Double(kept[n]) / total,
-                            savedPercent: 100 * (1 - Double(kept[n]) / total), copiedLayers: copied[n], outputError: f.outputError,
-                            outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
-                            cache: paths?[n])
+            return SweepRow(
+                method: setting.0, budget: setting.1, keptFraction: Double(kept[n]) / total,
+                savedPercent: 100 * (1 - Double(kept[n]) / total), copiedLayers: copied[n], outputError: f.outputError,
+                outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
+                cache: paths?[n])
         }
-        return SweepResult(dump: dump.name, querySource: source, rows: rows,
-                           source: SourceInfo.of(path: input.path, name: input.displayName == "stdin" ? "-" : AtomicOutput.split(input.path).base),
-                           settings: settingsJSON(settings, shape: s))
+        return SweepResult(
+            dump: dump.name, querySource: source, rows: rows,
+            source: SourceInfo.of(
+                path: input.path, name: input.displayName == "stdin" ? "-" : AtomicOutput.split(input.path).base),
+            settings: settingsJSON(settings, shape: s))
     }
 
     /// Every setting's canonical JSON, in order, as one JSON array.
@@ -151,12 +195,17 @@ public enum Sweeper {
 extension SweepResult {
     public func render(_ format: OutputFormat) throws -> String {
         if format == .json { return try JSONOutput.encode(self) }
-        var t = TextTable(["method", "budget", "kept", "saved_percent", "output_error", "output_error_worst", "output_cosine",
-                           "recall", "recall_worst", "recall_kept", "recall_merged"])
+        var t = TextTable([
+            "method", "budget", "kept", "saved_percent", "output_error", "output_error_worst", "output_cosine",
+            "recall", "recall_worst", "recall_kept", "recall_merged",
+        ])
         for r in rows {
-            t.add([r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1), cell(r.outputError?.mean),
-                   cell(r.outputError?.worst), cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recall.worst),
-                   cell(r.recallKept), cell(r.recallMerged)])
+            t.add([
+                r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1),
+                cell(r.outputError?.mean),
+                cell(r.outputError?.worst), cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recall.worst),
+                cell(r.recallKept), cell(r.recallMerged),
+            ])
         }
         return format == .csv ? t.csv : t.text
     }
@@ -168,10 +217,15 @@ extension SweepResult {
         var order: [String] = []
         for r in rows where !order.contains(r.method) { order.append(r.method) }
         let series = order.map { m in
-            SVGPlot.Series(name: m, points: rows.filter { $0.method == m }.map { ($0.keptFraction, useError ? ($0.outputError?.mean ?? 0) : 1 - $0.recall.mean) })
+            SVGPlot.Series(
+                name: m,
+                points: rows.filter { $0.method == m }.map {
+                    ($0.keptFraction, useError ? ($0.outputError?.mean ?? 0) : 1 - $0.recall.mean)
+                })
         }
-        return SVGPlot(title: "\(dump): memory vs fidelity", xLabel: "share of K/V memory kept",
-                       yLabel: useError ? "attention-output error (mean relative L2)" : "attention mass lost", series: series)
+        return SVGPlot(
+            title: "\(dump): memory vs fidelity", xLabel: "share of K/V memory kept",
+            yLabel: useError ? "attention-output error (mean relative L2)" : "attention mass lost", series: series)
     }
 }
 

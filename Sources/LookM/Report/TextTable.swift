@@ -23,7 +23,8 @@ public struct TextTable: Sendable {
     /// RFC 4180: a header row, fields quoted only when they must be.
     public var csv: String {
         func field(_ s: String) -> String {
-            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : s
+            s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+                ? "\"" + s.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\"" : s
         }
         return ([headers] + rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n")
     }

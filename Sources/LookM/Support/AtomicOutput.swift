@@ -1,9 +1,10 @@
-import Foundation
 import CKernels
+import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Every file lookm writes goes through here, with one set of rules:
@@ -33,25 +34,33 @@ final class AtomicOutput {
         self.force = force
         let registrations = inputs.map { RunInputs.register($0) }
         defer { withExtendedLifetime(registrations) {} }
-        var entry = stat(), target = stat()
+        var entry = stat()
+        var target = stat()
         var through = false
         if lstat(finalPath, &entry) == 0 {
             // What the name resolves to counts, so a link to an input or a device is caught too.
             if stat(finalPath, &target) == 0 {
                 if let input = RunInputs.input(matching: target) {
-                    throw LookMError.output(finalPath, nil, input == finalPath
-                        ? "is the input file; choose another output name"
-                        : "is the input file \(input) under another name; choose another output name")
+                    throw LookMError.output(
+                        finalPath, nil,
+                        input == finalPath
+                            ? "is the input file; choose another output name"
+                            : "is the input file \(input) under another name; choose another output name")
                 }
                 switch target.st_mode & S_IFMT {
                 case S_IFREG: break
                 case S_IFCHR, S_IFIFO: through = true
                 case S_IFDIR: throw LookMError.output(finalPath, nil, "is a directory")
-                case S_IFBLK: throw LookMError.output(finalPath, nil, "is a block device; lookm writes regular files, pipes and character devices only")
+                case S_IFBLK:
+                    throw LookMError.output(
+                        finalPath, nil,
+                        "is a block device; lookm writes regular files, pipes and character devices only")
                 default: throw LookMError.output(finalPath, nil, "is not a regular file; choose another output name")
                 }
             }
-            if !through && !force { throw LookMError.output(finalPath, nil, "already exists; pass --force to replace it") }
+            if !through && !force {
+                throw LookMError.output(finalPath, nil, "already exists; pass --force to replace it")
+            }
         }
         writesThrough = through
         let host = AtomicOutput.hostName()
@@ -67,7 +76,10 @@ final class AtomicOutput {
     }
 
     nonisolated(unsafe) private static var counter = 0
-    private static func serial() -> Int { counter += 1; return counter }
+    private static func serial() -> Int {
+        counter += 1
+        return counter
+    }
 
     /// `.<base>.lookm-tmp.<host>.<pid>`, with a long base shortened (prefix + hash) so the name
     /// stays within the file system's 255 bytes.
@@ -78,11 +90,13 @@ final class AtomicOutput {
     private static func shortBase(_ base: String, host: String) -> String {
         let room = 255 - ".".utf8.count - ".lookm-tmp.".utf8.count - host.utf8.count - ".4294967295".utf8.count
         guard base.utf8.count > room else { return base }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for b in base.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
         let suffix = "~" + String(hash, radix: 16)
         var prefix = ""
-        for c in base where prefix.utf8.count + String(c).utf8.count + suffix.utf8.count <= max(room, 24) { prefix.append(c) }
+        for c in base where prefix.utf8.count + String(c).utf8.count + suffix.utf8.count <= max(room, 24) {
+            prefix.append(c)
+        }
         return prefix + suffix
     }
 
@@ -100,8 +114,10 @@ final class AtomicOutput {
                 return String(decoding: bytes, as: UTF8.self)
             }
             guard name.hasPrefix("."), let range = name.range(of: marker, options: .backwards),
-                  base == nil || name[name.index(after: name.startIndex)..<range.lowerBound] == shortBase(base!, host: host),
-                  let pid = Int32(name[range.upperBound...]), pid > 0 else { continue }
+                base == nil
+                    || name[name.index(after: name.startIndex)..<range.lowerBound] == shortBase(base!, host: host),
+                let pid = Int32(name[range.upperBound...]), pid > 0
+            else { continue }
             if pid == getpid() || (kill(pid, 0) == -1 && Glibc.errno == ESRCH) {
                 unlink("\(dir)/\(name)")
             }
@@ -118,7 +134,9 @@ final class AtomicOutput {
         let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LookMError.output(finalPath, nil, "cannot create: \(AtomicOutput.errno())") }
         let bytes = Array(text.utf8)
-        let failure = bytes.withUnsafeBytes { $0.count == 0 ? nil : FileDescriptors.writeAll(fd, $0.baseAddress!, $0.count) }
+        let failure = bytes.withUnsafeBytes {
+            $0.count == 0 ? nil : FileDescriptors.writeAll(fd, $0.baseAddress!, $0.count)
+        }
         close(fd)
         if let failure { throw LookMError.output(finalPath, nil, "cannot write: \(failure.reason)") }
         try commit()
@@ -127,18 +145,25 @@ final class AtomicOutput {
     /// Syncs the temporary file and moves it to the final name. Call after the file is closed.
     func commit() throws {
         let fd = open(temporaryPath, O_RDONLY)
-        guard fd >= 0 else { throw LookMError.output(finalPath, nil, "temporary file vanished: \(AtomicOutput.errno())") }
+        guard fd >= 0 else {
+            throw LookMError.output(finalPath, nil, "temporary file vanished: \(AtomicOutput.errno())")
+        }
         let synced = fsync(fd)
         close(fd)
         guard synced == 0 else { throw LookMError.output(finalPath, nil, "cannot sync: \(AtomicOutput.errno())") }
         if writesThrough {
             try copyThrough()
         } else if force {
-            guard rename(temporaryPath, finalPath) == 0 else { throw LookMError.output(finalPath, nil, "cannot rename into place: \(AtomicOutput.errno())") }
+            guard rename(temporaryPath, finalPath) == 0 else {
+                throw LookMError.output(finalPath, nil, "cannot rename into place: \(AtomicOutput.errno())")
+            }
         } else {
             // link() fails if something appeared under the final name meanwhile: never clobber it.
             guard link(temporaryPath, finalPath) == 0 else {
-                let why = Glibc.errno == EEXIST ? "appeared while lookm was writing; pass --force to replace it" : "cannot move into place: \(AtomicOutput.errno())"
+                let why =
+                    Glibc.errno == EEXIST
+                    ? "appeared while lookm was writing; pass --force to replace it"
+                    : "cannot move into place: \(AtomicOutput.errno())"
                 throw LookMError.output(finalPath, nil, why)
             }
             unlink(temporaryPath)
@@ -147,14 +172,22 @@ final class AtomicOutput {
         lookm_cleanup_unregister(cleanupSlot)
         let dir = AtomicOutput.split(finalPath).dir
         let dfd = open(dir, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        if dfd >= 0 {
+            _ = fsync(dfd)
+            close(dfd)
+        }
     }
 
     /// Copies the finished temporary file into the device or FIFO at the final name.
     private func copyThrough() throws {
         let source = open(temporaryPath, O_RDONLY | O_CLOEXEC)
-        guard source >= 0 else { throw LookMError.output(finalPath, nil, "temporary file vanished: \(AtomicOutput.errno())") }
-        defer { close(source); unlink(temporaryPath) }
+        guard source >= 0 else {
+            throw LookMError.output(finalPath, nil, "temporary file vanished: \(AtomicOutput.errno())")
+        }
+        defer {
+            close(source)
+            unlink(temporaryPath)
+        }
         let target = open(finalPath, O_WRONLY | O_CLOEXEC)
         guard target >= 0 else { throw LookMError.output(finalPath, nil, "cannot open: \(AtomicOutput.errno())") }
         defer { close(target) }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Raw descriptor I/O shared by stdin spilling, stdout streaming and stderr messages: whole

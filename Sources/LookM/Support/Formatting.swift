@@ -3,8 +3,12 @@ public enum Formatting {
     /// 1536 -> "1.5 KiB".
     public static func bytes(_ n: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(n), unit = 0
-        while value >= 1024, unit < units.count - 1 { value /= 1024; unit += 1 }
+        var value = Double(n)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
         return unit == 0 ? "\(n) B" : "\(fixed(value, 1)) \(units[unit])"
     }
 
@@ -14,7 +18,8 @@ public enum Formatting {
         var p = 1.0
         for _ in 0..<digits { p *= 10 }
         let scaled = (abs(value) * p).rounded()
-        let whole = Int(scaled / p), frac = Int(scaled.truncatingRemainder(dividingBy: p))
+        let whole = Int(scaled / p)
+        let frac = Int(scaled.truncatingRemainder(dividingBy: p))
         let sign = value < 0 && scaled > 0 ? "-" : ""
         guard digits > 0 else { return "\(sign)\(whole)" }
         let f = String(frac)

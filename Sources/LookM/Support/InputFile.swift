@@ -1,6 +1,7 @@
 import CKernels
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A command's input argument made openable: a path as given, or `-` for standard input, which is
@@ -25,7 +26,9 @@ public final class InputFile {
             guard stat(argument, &s) == 0 else {
                 throw LookMError.invalid(argument, nil, String(cString: strerror(errno)).lowercased())
             }
-            guard (s.st_mode & S_IFMT) != S_IFDIR else { throw LookMError.invalid(argument, nil, "is a directory, not a file") }
+            guard (s.st_mode & S_IFMT) != S_IFDIR else {
+                throw LookMError.invalid(argument, nil, "is a directory, not a file")
+            }
             path = argument
             displayName = argument
             registration = RunInputs.register(argument)
@@ -36,7 +39,10 @@ public final class InputFile {
         let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array("\(dir)/lookm-stdin-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw LookMError(.other, "stdin: cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw LookMError(
+                .other, "stdin: cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))")
+        }
         descriptor = fd
         path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         spilled = true

@@ -18,7 +18,10 @@ public enum Parallel {
             let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var i = w
-                while i < count { box.value(i, w); i += workers }
+                while i < count {
+                    box.value(i, w)
+                    i += workers
+                }
             }
         }
     }
@@ -32,7 +35,8 @@ public enum Parallel {
     public static func workers(_ requested: Int?, flag: String) throws -> Int {
         guard let requested else { return defaultThreads }
         guard (1...maxThreads).contains(requested) else {
-            throw LookMError.usage("\(flag) \(requested): give 1 to \(maxThreads) (default: SLURM_CPUS_PER_TASK, else every core)")
+            throw LookMError.usage(
+                "\(flag) \(requested): give 1 to \(maxThreads) (default: SLURM_CPUS_PER_TASK, else every core)")
         }
         return requested
     }
@@ -53,11 +57,11 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
-private func getenvString(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-private func sysconfCores() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    import Glibc
+    private func getenvString(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+    private func sysconfCores() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 #elseif canImport(Darwin)
-import Darwin
-private func getenvString(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-private func sysconfCores() -> Int { Int(sysconf(_SC_NPROCESSORS_ONLN)) }
+    import Darwin
+    private func getenvString(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+    private func sysconfCores() -> Int { Int(sysconf(_SC_NPROCESSORS_ONLN)) }
 #endif

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every file this run reads, by device and inode: outputs (files, plots, records, stdout) are
@@ -9,7 +9,10 @@ import Glibc
 /// earlier one's output name. Registrations end with their `Registration` (a library user's
 /// process outlives many runs, and the inode of a deleted input is reused).
 public enum RunInputs {
-    struct Identity: Hashable { var device: UInt64; var inode: UInt64 }
+    struct Identity: Hashable {
+        var device: UInt64
+        var inode: UInt64
+    }
 
     /// Keeps one file registered while it lives.
     public final class Registration {

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What commands print for machines and people on stdout, written and checked: a failed write
@@ -9,7 +9,9 @@ public enum StandardOutput {
     /// Refuses a stdout that is the same file as an input of this run (`RunInputs`).
     public static func requireNotInput() throws {
         var s = stat()
-        guard fstat(1, &s) == 0, (s.st_mode & S_IFMT) == S_IFREG, let input = RunInputs.input(matching: s) else { return }
+        guard fstat(1, &s) == 0, (s.st_mode & S_IFMT) == S_IFREG, let input = RunInputs.input(matching: s) else {
+            return
+        }
         throw LookMError.output("stdout", nil, "is the input file \(input); send the output elsewhere")
     }
 
@@ -21,7 +23,7 @@ public enum StandardOutput {
         bytes.append(UInt8(ascii: "\n"))
         switch bytes.withUnsafeBytes({ FileDescriptors.writeAll(1, $0.baseAddress!, $0.count) }) {
         case nil: return
-        case .write(EPIPE)?: throw LookMError(.output, "")   // downstream closed: quiet
+        case .write(EPIPE)?: throw LookMError(.output, "")  // downstream closed: quiet
         case let failure?: throw LookMError.output("stdout", nil, "cannot write: \(failure.reason)")
         }
     }

@@ -16,7 +16,9 @@ final class Workspace: @unchecked Sendable {
         Self.buffer(&doubleBuffers, slot, count)
     }
 
-    private static func buffer<T>(_ buffers: inout [UnsafeMutableBufferPointer<T>], _ slot: Int, _ count: Int) -> UnsafeMutableBufferPointer<T> {
+    private static func buffer<T>(_ buffers: inout [UnsafeMutableBufferPointer<T>], _ slot: Int, _ count: Int)
+        -> UnsafeMutableBufferPointer<T>
+    {
         while buffers.count <= slot { buffers.append(UnsafeMutableBufferPointer(start: nil, count: 0)) }
         if buffers[slot].count < count {
             buffers[slot].deallocate()

@@ -45,10 +45,17 @@ public struct SynthOptions: Sendable {
         guard heads % resolvedKVHeads == 0 else {
             throw LookMError.usage("--heads \(heads) is not a multiple of --kv-heads \(resolvedKVHeads)")
         }
-        guard seqLen >= 1 else { throw LookMError.usage("the prompt is empty: give --text-tokens or --images with --image-tokens") }
-        guard images == 0 || imageTokens >= 1 else { throw LookMError.usage("--images \(images) needs --image-tokens of at least 1") }
+        guard seqLen >= 1 else {
+            throw LookMError.usage("the prompt is empty: give --text-tokens or --images with --image-tokens")
+        }
+        guard images == 0 || imageTokens >= 1 else {
+            throw LookMError.usage("--images \(images) needs --image-tokens of at least 1")
+        }
         guard window <= seqLen else { throw LookMError.usage("--window \(window) exceeds the prompt length \(seqLen)") }
-        guard dtype != .float64 else { throw LookMError.usage("--dtype float64 is not a tensor type of the format; use float16, bfloat16 or float32") }
+        guard dtype != .float64 else {
+            throw LookMError.usage(
+                "--dtype float64 is not a tensor type of the format; use float16, bfloat16 or float32")
+        }
         let elements = layers.multipliedReportingOverflow(by: seqLen * max(heads, 1) * headDim)
         guard !elements.overflow, elements.partialValue < 1 << 40 else {
             throw LookMError.usage("that dump would hold over 2^40 elements; choose a smaller shape")

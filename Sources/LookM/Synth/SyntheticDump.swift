@@ -9,14 +9,20 @@ public enum SyntheticDump {
         public var fileBytes: Int
     }
 
-    public static func write(_ o: SynthOptions, to path: String, force: Bool, threads: Int = Parallel.defaultThreads,
-                             progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
+    public static func write(
+        _ o: SynthOptions, to path: String, force: Bool, threads: Int = Parallel.defaultThreads,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> Summary {
         try o.validate()
         BLAS.configure()
         let output = try AtomicOutput(finalPath: path, force: force, inputs: [])
         var promptRng = SeededRandom(seed: o.seed, stream: [0xFFFF])
         let prompt = SyntheticPrompt(o, rng: &promptRng)
-        let L = o.seqLen, D = o.headDim, H = o.heads, G = o.resolvedKVHeads, group = H / G
+        let L = o.seqLen
+        let D = o.headDim
+        let H = o.heads
+        let G = o.resolvedKVHeads
+        let group = H / G
         let scale = 1 / Double(D).squareRoot()
         do {
             let file = try H5File.create(output.temporaryPath, displayName: path)
@@ -28,8 +34,9 @@ public enum SyntheticDump {
             try attrs.set("attn_scale", double: scale)
             try prompt.tokens.write(file)
             if o.probes > 0 {
-                let d = try H5Dataset.create(in: file, path: Layout.probePosition, fileType: h5t_std_i64le(),
-                                             shape: [o.probes], chunk: nil, codec: .none)
+                let d = try H5Dataset.create(
+                    in: file, path: Layout.probePosition, fileType: h5t_std_i64le(),
+                    shape: [o.probes], chunk: nil, codec: .none)
                 try d.writeIntegers((0..<o.probes).map { Int64(L + $0) })
             }
             for layer in 0..<o.layers {
@@ -42,9 +49,14 @@ public enum SyntheticDump {
         return Summary(path: path, seqLen: L, fileBytes: SourceInfo.of(path: path, name: path).size)
     }
 
-    private static func writeLayer(_ layer: Int, _ o: SynthOptions, _ prompt: SyntheticPrompt, _ file: H5File,
-                                   scale: Float, group: Int, threads: Int) throws {
-        let L = o.seqLen, D = o.headDim, H = o.heads, G = o.resolvedKVHeads
+    private static func writeLayer(
+        _ layer: Int, _ o: SynthOptions, _ prompt: SyntheticPrompt, _ file: H5File,
+        scale: Float, group: Int, threads: Int
+    ) throws {
+        let L = o.seqLen
+        let D = o.headDim
+        let H = o.heads
+        let G = o.resolvedKVHeads
         let model = SyntheticLayer(options: o, prompt: prompt, layer: layer)
 
         // Generate in parallel (each head into its own slot), then write in a fixed order.
@@ -52,7 +64,8 @@ public enum SyntheticDump {
         var kv = [(key: [Float], value: [Float])?](repeating: nil, count: G)
         dirs.withUnsafeMutableBufferPointer { dirsBuf in
             kv.withUnsafeMutableBufferPointer { kvBuf in
-                let d = UncheckedSendable(dirsBuf), k = UncheckedSendable(kvBuf)
+                let d = UncheckedSendable(dirsBuf)
+                let k = UncheckedSendable(kvBuf)
                 Parallel.forEach(G, threads: threads) { g in
                     let dir = model.directions(kvHead: g)
                     d.value[g] = dir
@@ -60,13 +73,19 @@ public enum SyntheticDump {
                 }
             }
         }
-        struct QueryHead { var query: [Float]; var scores: [Float]; var window: [Float]; var probes: [Float] }
+        struct QueryHead {
+            var query: [Float]
+            var scores: [Float]
+            var window: [Float]
+            var probes: [Float]
+        }
         var heads = [QueryHead?](repeating: nil, count: H)
         heads.withUnsafeMutableBufferPointer { buf in
             let out = UncheckedSendable(buf)
             Parallel.forEach(H, threads: threads) { h in
                 let g = h / group
-                let dir = dirs[g]!, key = kv[g]!.key
+                let dir = dirs[g]!
+                let key = kv[g]!.key
                 let q = model.queries(head: h, rows: L, stream: 3, dir)
                 var scores = [Float](repeating: 0, count: L)
                 var window = [Float](repeating: 0, count: o.window * L)
@@ -75,8 +94,9 @@ public enum SyntheticDump {
                         scores.withUnsafeMutableBufferPointer { sb in
                             window.withUnsafeMutableBufferPointer { wb in
                                 CausalAttention(length: L, headDim: D, scale: scale)
-                                    .run(query: qb.baseAddress!, key: kb.baseAddress!, scores: sb.baseAddress!,
-                                         window: o.window > 0 ? wb.baseAddress : nil, windowRows: o.window)
+                                    .run(
+                                        query: qb.baseAddress!, key: kb.baseAddress!, scores: sb.baseAddress!,
+                                        window: o.window > 0 ? wb.baseAddress : nil, windowRows: o.window)
                             }
                         }
                     }
@@ -87,16 +107,30 @@ public enum SyntheticDump {
         }
 
         let codec = o.codec
-        let keyW = try TensorWriter(file: file, path: Layout.layer(layer, .key), type: o.dtype, shape: [G, L, D], codec: codec)
-        let valueW = try TensorWriter(file: file, path: Layout.layer(layer, .value), type: o.dtype, shape: [G, L, D], codec: codec)
+        let keyW = try TensorWriter(
+            file: file, path: Layout.layer(layer, .key), type: o.dtype, shape: [G, L, D], codec: codec)
+        let valueW = try TensorWriter(
+            file: file, path: Layout.layer(layer, .value), type: o.dtype, shape: [G, L, D], codec: codec)
         for g in 0..<G {
             try keyW.write(head: g, kv[g]!.key)
             try valueW.write(head: g, kv[g]!.value)
         }
-        let scoreW = try TensorWriter(file: file, path: Layout.layer(layer, .attnScore), type: .float32, shape: [H, L], codec: codec)
-        let queryW = o.storeQuery ? try TensorWriter(file: file, path: Layout.layer(layer, .query), type: o.dtype, shape: [H, L, D], codec: codec) : nil
-        let windowW = o.window > 0 ? try TensorWriter(file: file, path: Layout.layer(layer, .windowAttn), type: .float32, shape: [H, o.window, L], codec: codec) : nil
-        let probeW = o.probes > 0 ? try TensorWriter(file: file, path: Layout.layer(layer, .probeQuery), type: o.dtype, shape: [H, o.probes, D], codec: codec) : nil
+        let scoreW = try TensorWriter(
+            file: file, path: Layout.layer(layer, .attnScore), type: .float32, shape: [H, L], codec: codec)
+        let queryW =
+            o.storeQuery
+            ? try TensorWriter(
+                file: file, path: Layout.layer(layer, .query), type: o.dtype, shape: [H, L, D], codec: codec) : nil
+        let windowW =
+            o.window > 0
+            ? try TensorWriter(
+                file: file, path: Layout.layer(layer, .windowAttn), type: .float32, shape: [H, o.window, L],
+                codec: codec) : nil
+        let probeW =
+            o.probes > 0
+            ? try TensorWriter(
+                file: file, path: Layout.layer(layer, .probeQuery), type: o.dtype, shape: [H, o.probes, D], codec: codec
+            ) : nil
         for h in 0..<H {
             let head = heads[h]!
             try scoreW.write(head: h, head.scores)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The generative model behind `lookm synth`: one layer's tensors with the structure LOOK-M relies
@@ -36,7 +36,8 @@ struct SyntheticLayer {
     /// Keys and values of kv head `g`, `L x D` each, already rounded to the dump's element type.
     func keysAndValues(kvHead g: Int, _ dirs: HeadDirections) -> (key: [Float], value: [Float]) {
         var r = rng(2, g)
-        var key = [Float](repeating: 0, count: L * D), value = key
+        var key = [Float](repeating: 0, count: L * D)
+        var value = key
         // Per-head strengths, in logits: how much the sink and the text direction add to q.k*scale.
         let sinkLogit = Float(5 + 3 * r.uniform())
         let textLogit = Float(0.8 + 1.2 * r.uniform())
@@ -44,28 +45,43 @@ struct SyntheticLayer {
 
         // Per image: a mean key and value, and a smooth field made of a few low-frequency waves.
         let grid = max(1, Int(Double(options.imageTokens).squareRoot().rounded(.up)))
-        struct Wave { var fx: Float; var fy: Float; var phase: Float; var k: [Float]; var v: [Float] }
-        var means: [(k: [Float], v: [Float])] = [], waves: [[Wave]] = []
+        struct Wave {
+            var fx: Float
+            var fy: Float
+            var phase: Float
+            var k: [Float]
+            var v: [Float]
+        }
+        var means: [(k: [Float], v: [Float])] = []
+        var waves: [[Wave]] = []
         for _ in 0..<options.images {
             means.append(((0..<D).map { _ in 0.7 * r.normal() }, (0..<D).map { _ in 0.7 * r.normal() }))
-            waves.append((0..<4).map { _ in
-                Wave(fx: Float(r.int(in: 0..<3)), fy: Float(r.int(in: 0..<3)), phase: Float(2 * Double.pi * r.uniform()),
-                     k: (0..<D).map { _ in 0.6 * r.normal() }, v: (0..<D).map { _ in 0.6 * r.normal() })
-            })
+            waves.append(
+                (0..<4).map { _ in
+                    Wave(
+                        fx: Float(r.int(in: 0..<3)), fy: Float(r.int(in: 0..<3)),
+                        phase: Float(2 * Double.pi * r.uniform()),
+                        k: (0..<D).map { _ in 0.6 * r.normal() }, v: (0..<D).map { _ in 0.6 * r.normal() })
+                })
         }
         var patch = [Int](repeating: 0, count: options.images)
         for t in 0..<L {
             let row = t * D
             if let i = prompt.imageOf[t] {
-                let p = patch[i]; patch[i] += 1
-                let y = Float(p / grid), x = Float(p % grid)
+                let p = patch[i]
+                patch[i] += 1
+                let y = Float(p / grid)
+                let x = Float(p % grid)
                 for d in 0..<D {
                     key[row + d] = means[i].k[d] + 0.35 * r.normal() + imageLogit * dirs.text[d]
                     value[row + d] = means[i].v[d] + 0.35 * r.normal()
                 }
                 for w in waves[i] {
                     let c = Float(cos(Double(2 * Float.pi * (w.fx * y + w.fy * x) / Float(grid) + w.phase)))
-                    for d in 0..<D { key[row + d] += c * w.k[d]; value[row + d] += c * w.v[d] }
+                    for d in 0..<D {
+                        key[row + d] += c * w.k[d]
+                        value[row + d] += c * w.v[d]
+                    }
                 }
             } else {
                 // Token 0 is the main sink, the next two weaker ones.
@@ -87,7 +103,8 @@ struct SyntheticLayer {
     func queries(head h: Int, rows: Int, stream: UInt64, _ dirs: HeadDirections) -> [Float] {
         var r = rng(stream, h)
         let root = Float(D).squareRoot()
-        let a = root * Float(0.9 + 0.4 * r.uniform()), b = root * Float(0.6 + 0.6 * r.uniform())
+        let a = root * Float(0.9 + 0.4 * r.uniform())
+        let b = root * Float(0.6 + 0.6 * r.uniform())
         var q = [Float](repeating: 0, count: rows * D)
         for t in 0..<rows {
             for d in 0..<D { q[t * D + d] = r.normal() + a * dirs.sink[d] + b * dirs.text[d] }

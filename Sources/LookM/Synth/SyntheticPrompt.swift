@@ -7,7 +7,9 @@ struct SyntheticPrompt {
 
     init(_ o: SynthOptions, rng: inout SeededRandom) {
         let text = o.textTokens
-        var before = text, between = [Int](), after = 0
+        var before = text
+        var between = [Int]()
+        var after = 0
         if o.images > 0 {
             before = min(text, max(text > 0 ? 1 : 0, text * 35 / 100))
             let gaps = o.images - 1
@@ -15,18 +17,26 @@ struct SyntheticPrompt {
             between = (0..<gaps).map { g in betweenTotal / gaps + (g < betweenTotal % gaps ? 1 : 0) }
             after = text - before - betweenTotal
         }
-        var modality: [Modality] = [], segment: [Int32] = [], ids: [Int64] = [], imageOf: [Int?] = []
+        var modality: [Modality] = []
+        var segment: [Int32] = []
+        var ids: [Int64] = []
+        var imageOf: [Int?] = []
         func addText(_ n: Int) {
             for _ in 0..<n {
                 // Token 1 is the BOS of Llama-family vocabularies; the rest are arbitrary ids.
                 ids.append(modality.isEmpty ? 1 : Int64(rng.int(in: 3..<32000)))
-                modality.append(.text); segment.append(-1); imageOf.append(nil)
+                modality.append(.text)
+                segment.append(-1)
+                imageOf.append(nil)
             }
         }
         addText(before)
         for i in 0..<o.images {
             for _ in 0..<o.imageTokens {
-                modality.append(.image); segment.append(Int32(i)); ids.append(-1); imageOf.append(i)
+                modality.append(.image)
+                segment.append(Int32(i))
+                ids.append(-1)
+                imageOf.append(i)
             }
             if i < between.count { addText(between[i]) }
         }

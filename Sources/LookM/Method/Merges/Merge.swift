@@ -93,13 +93,18 @@ enum MergeApplier {
         var slotOf: [Int32]
     }
 
-    static func apply(_ plan: HeadPlan, _ contributions: [Contribution], keys: UnsafeBufferPointer<Float>,
-                      values: UnsafeBufferPointer<Float>, headDim D: Int, length L: Int) -> Output {
+    static func apply(
+        _ plan: HeadPlan, _ contributions: [Contribution], keys: UnsafeBufferPointer<Float>,
+        values: UnsafeBufferPointer<Float>, headDim D: Int, length L: Int
+    ) -> Output {
         let K = plan.kept.count
         var counts = [Int32](repeating: 0, count: K)
         var slotOf = [Int32](repeating: -1, count: L)
         for (j, t) in plan.kept.enumerated() { slotOf[t] = Int32(j) }
-        for c in contributions { counts[c.slot] += 1; slotOf[c.accounted] = Int32(c.slot) }
+        for c in contributions {
+            counts[c.slot] += 1
+            slotOf[c.accounted] = Int32(c.slot)
+        }
         // Row loops over raw pointers: no bounds checks, so each row operation vectorises. Every
         // element still sees the same operations in the same order (contributions in evicted
         // order), so the sums are bit for bit those of the element-by-element definition.
@@ -110,7 +115,8 @@ enum MergeApplier {
                 let out = sb.baseAddress!
                 for (j, t) in plan.kept.enumerated() { (out + j * D).update(from: x + t * D, count: D) }
                 for c in contributions {
-                    let src = x + c.source * D, dst = out + c.slot * D
+                    let src = x + c.source * D
+                    let dst = out + c.slot * D
                     switch c.kind {
                     case .scaled(let w):
                         for d in 0..<D { dst[d] += w * src[d] }
@@ -120,7 +126,8 @@ enum MergeApplier {
                     }
                 }
                 for j in 0..<K where counts[j] > 0 {
-                    let n = Float(1 + counts[j]), row = out + j * D
+                    let n = Float(1 + counts[j])
+                    let row = out + j * D
                     for d in 0..<D { row[d] /= n }
                 }
             }

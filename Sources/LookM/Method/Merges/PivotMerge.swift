@@ -5,7 +5,8 @@ struct PivotMerge: Merge {
 
     func contributions(_ plan: HeadPlan, participants: [Bool]?, _ context: LayerContext) -> [Contribution] {
         plan.evicted.indices.map { i in
-            Contribution(source: plan.evicted[i], accounted: plan.evicted[i], slot: Int(plan.pivot[i]), kind: .pivotAverage)
+            Contribution(
+                source: plan.evicted[i], accounted: plan.evicted[i], slot: Int(plan.pivot[i]), kind: .pivotAverage)
         }
     }
 }

@@ -12,7 +12,9 @@ struct WeightedMerge: Merge {
     func contributions(_ plan: HeadPlan, participants: [Bool]?, _ context: LayerContext) -> [Contribution] {
         plan.evicted.indices.compactMap { i in
             guard participants?[i] ?? true else { return nil }
-            return Contribution(source: plan.evicted[i], accounted: plan.evicted[i], slot: Int(plan.pivot[i]), kind: .scaled(plan.cosine[i]))
+            return Contribution(
+                source: plan.evicted[i], accounted: plan.evicted[i], slot: Int(plan.pivot[i]),
+                kind: .scaled(plan.cosine[i]))
         }
     }
 }

@@ -5,7 +5,9 @@ struct H2OSelector: Selector {
     func need(_ context: LayerContext) -> DataNeed { .scores }
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
-        let scores = head.scores!, old = context.oldCount, hh = context.hh
+        let scores = head.scores!
+        let old = context.oldCount
+        let hh = context.hh
         var chosen: [Int]
         switch context.variant {
         case .paper:

@@ -8,7 +8,10 @@ struct KeyNormSelector: Selector {
         // with ties to the lower position (a zero key ranks first).
         let negated = (0..<context.oldCount).map { t -> Double in
             var s = 0.0
-            for d in 0..<D { let x = Double(head.keys[t * D + d]); s += x * x }
+            for d in 0..<D {
+                let x = Double(head.keys[t * D + d])
+                s += x * x
+            }
             return -s.squareRoot()
         }
         return TopK.stable(negated, context.hh).sorted() + Array(recentPositions(context))

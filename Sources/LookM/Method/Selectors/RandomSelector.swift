@@ -4,10 +4,11 @@ struct RandomSelector: Selector {
     var parameters: Set<SelectorParameter> { [.seed] }
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
-        var rng = SeededRandom(seed: context.settings.seed ?? 0, stream: [0x52414E44, UInt64(context.layer), UInt64(head.kvHead)])
+        var rng = SeededRandom(
+            seed: context.settings.seed ?? 0, stream: [0x5241_4E44, UInt64(context.layer), UInt64(head.kvHead)])
         var pool = Array(0..<context.oldCount)
         let k = min(context.hh, pool.count)
-        for i in 0..<k { pool.swapAt(i, rng.int(in: i..<pool.count)) }   // partial Fisher-Yates
+        for i in 0..<k { pool.swapAt(i, rng.int(in: i..<pool.count)) }  // partial Fisher-Yates
         return pool[0..<k].sorted() + Array(recentPositions(context))
     }
 }

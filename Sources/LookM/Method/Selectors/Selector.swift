@@ -24,7 +24,7 @@ extension Selector {
     }
 
     /// The recent window, always kept.
-    func recentPositions(_ context: LayerContext) -> Range<Int> { context.oldCount ..< context.length }
+    func recentPositions(_ context: LayerContext) -> Range<Int> { context.oldCount..<context.length }
 }
 
 enum SelectorRegistry {

@@ -22,7 +22,8 @@ struct SnapKVSelector: Selector {
     }
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
-        let old = context.oldCount, kernel = context.settings.kernel ?? 7
+        let old = context.oldCount
+        let kernel = context.settings.kernel ?? 7
         let sums = head.windowSums!
         let chosen: [Int]
         switch context.variant {

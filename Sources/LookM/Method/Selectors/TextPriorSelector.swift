@@ -5,7 +5,9 @@ struct TextPriorSelector: Selector {
     func need(_ context: LayerContext) -> DataNeed { .scores }
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
-        let scores = head.scores!, old = context.oldCount, hh = context.hh
+        let scores = head.scores!
+        let old = context.oldCount
+        let hh = context.hh
         let isText = { (t: Int) in context.modality[t] == .text }
         var chosen: [Int]
         switch context.variant {
