@@ -8,6 +8,9 @@ scripts/setup.sh
 export LOOKM_PYTHON="$PWD/.venv/bin/python"
 export LOOKM_BIN="$PWD/.build/release/lookm"
 
+echo "== swift format lint" >&2
+swift format lint --strict -r Sources Tests/LookMTests Package.swift
+
 echo "== swift test" >&2
 swift test 2>&1 | grep -Ev '^(◇|\[[0-9]+/[0-9]+\]) '
 
