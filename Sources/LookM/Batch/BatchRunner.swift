@@ -144,7 +144,7 @@ extension BatchRunner.Job {
 
     /// `sweep` over many dumps: `<stem>.sweep.json` each (with its settings and source, so a rerun
     /// can tell it is current), skipped when current.
-    public static func sweep(settings: [(String, Double, CompressionSettings)], threads: Int, keepCaches: String?)
+    public static func sweep(settings: [SweepSetting], threads: Int, keepCaches: String?)
         -> Self
     {
         Self(

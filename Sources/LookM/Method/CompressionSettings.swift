@@ -94,7 +94,9 @@ public struct CompressionSettings: Equatable, Sendable {
         try s.budget.validate()
 
         // Parameters only some selectors use: given elsewhere, they are mistakes, not no-ops.
-        let uses = SelectorRegistry.selector(named: s.selector)!.parameters
+        guard let uses = SelectorRegistry.selector(named: s.selector)?.parameters else {
+            throw LookMError(.other, "internal: selector \(s.selector) is not registered")
+        }
         func only(_ given: Bool, _ flag: String, _ p: SelectorParameter, _ owners: String, _ suggestion: String) throws
         {
             if given && !uses.contains(p) {

@@ -25,11 +25,7 @@ public enum Compressor {
         BLAS.configure()
         let dump = try DumpReader(path: input.path, displayName: input.displayName)
         let s = dump.shape
-        guard let selector = SelectorRegistry.selector(named: settings.selector),
-            let merge = MergeRegistry.merge(named: settings.merge)
-        else {
-            throw LookMError(.other, "internal: unresolved method \(settings.selector)/\(settings.merge)")
-        }
+        let compressor = try LayerCompressor(settings)
         if settings.variant == .reference && s.numKVHeads != s.numHeads {
             throw LookMError.usage(
                 "--variant reference reproduces code without grouped-query attention, but \(dump.name) has \(s.numHeads) query heads for \(s.numKVHeads) kv heads; use --variant paper (with --gqa-agg)"
@@ -49,7 +45,7 @@ public enum Compressor {
             slidingWindows: dump.header.has(.slidingWindow))
         let workspaces = Workspace.pool(threads)
         let layers = try LayerPipeline(
-            dump: dump, selector: selector, merge: merge, settings: settings, writer: writer,
+            dump: dump, compressor: compressor, settings: settings, writer: writer,
             workspaces: workspaces
         ).run(progress: progress)
         try writer.finish()
@@ -164,7 +160,7 @@ public enum Compressor {
             let out = try writer.layer(i, kept: kept)
             if let encoders = out.encoders {
                 // Convert, shuffle and compress every head on the workers; HDF5 only stores bytes.
-                let encoded = try parallelMap(G, threads) { g, _ in
+                let encoded = try Parallel.map(G, threads: threads) { g, _ in
                     (
                         heads[g].keys.withUnsafeBufferPointer { encoders.key.encode($0) },
                         heads[g].values.withUnsafeBufferPointer { encoders.value.encode($0) }
@@ -190,18 +186,5 @@ public enum Compressor {
                 dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
                 kvBytesOut: kept * bytesPerSlot)
         }
-    }
-
-    /// `body(i)` for `i in 0..<count` on worker threads; the lowest-index error wins, so failures
-    /// are as deterministic as results.
-    static func parallelMap<T>(
-        _ count: Int, _ threads: Int, _ body: @escaping (_ index: Int, _ worker: Int) throws -> T
-    ) throws -> [T] {
-        var results = [Result<T, Error>?](repeating: nil, count: count)
-        results.withUnsafeMutableBufferPointer { buf in
-            let out = UncheckedSendable(buf)
-            Parallel.forEach(count, threads: threads) { i, w in out.value[i] = Result { try body(i, w) } }
-        }
-        return try results.map { try $0!.get() }
     }
 }

@@ -79,19 +79,12 @@ enum LayerAttention {
         let group = dump.shape.groupSize
         let attention = CausalAttention(
             length: dump.shape.seqLen, headDim: dump.shape.headDim, scale: Float(dump.attnScale))
-        var results = [Result<[Double], Error>?](repeating: nil, count: H)
-        results.withUnsafeMutableBufferPointer { buf in
-            let out = UncheckedSendable(buf)
-            Parallel.forEach(H, threads: threads) { h in
-                out.value[h] = Result {
-                    let q = try input.floats(query, raw, head: h)
-                    let k = try input.floats(input.key, input.keyRaw, head: h / group)
-                    return q.withUnsafeBufferPointer { qb in
-                        k.withUnsafeBufferPointer { kb in body(attention, qb.baseAddress!, kb.baseAddress!) }
-                    }
-                }
+        return try Parallel.map(H, threads: threads) { h, _ in
+            let q = try input.floats(query, raw, head: h)
+            let k = try input.floats(input.key, input.keyRaw, head: h / group)
+            return q.withUnsafeBufferPointer { qb in
+                k.withUnsafeBufferPointer { kb in body(attention, qb.baseAddress!, kb.baseAddress!) }
             }
         }
-        return try results.map { try $0!.get() }
     }
 }

@@ -5,6 +5,21 @@ struct LayerCompressor {
     let selector: any Selector
     let merge: any Merge
 
+    init(selector: any Selector, merge: any Merge) {
+        self.selector = selector
+        self.merge = merge
+    }
+
+    /// The selector and merge that resolved `settings` name.
+    init(_ settings: CompressionSettings) throws {
+        guard let selector = SelectorRegistry.selector(named: settings.selector),
+            let merge = MergeRegistry.merge(named: settings.merge)
+        else {
+            throw LookMError(.other, "internal: unresolved method \(settings.selector)/\(settings.merge)")
+        }
+        self.init(selector: selector, merge: merge)
+    }
+
     /// One kv head of a compressed layer.
     struct Head {
         var position: [Int32]
@@ -50,7 +65,7 @@ struct LayerCompressor {
         guard merge.couplesHeads(context) else {
             // Each head on its own, start to end: its keys are converted once and stay in cache
             // from selection through the similarity GEMM to the merge.
-            let heads = try Compressor.parallelMap(G, threads) { g, worker in
+            let heads = try Parallel.map(G, threads: threads) { g, worker in
                 let ws = workspaces[worker]
                 defer { released?(g) }
                 let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
@@ -62,13 +77,13 @@ struct LayerCompressor {
             }
             return try result(heads, context)
         }
-        let plans: [HeadPlan] = try Compressor.parallelMap(G, threads) { g, worker in
+        let plans: [HeadPlan] = try Parallel.map(G, threads: threads) { g, worker in
             let ws = workspaces[worker]
             let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             return try plan(g, keys: kb, input: input, context: context, workspace: ws)
         }
         let participants = merge.participants(plans, context)
-        let heads: [Head] = try Compressor.parallelMap(G, threads) { g, worker in
+        let heads: [Head] = try Parallel.map(G, threads: threads) { g, worker in
             let ws = workspaces[worker]
             defer { released?(g) }
             let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))

@@ -11,8 +11,7 @@
 /// as computing layer after layer, for any thread count.
 struct LayerPipeline {
     let dump: DumpReader
-    let selector: any Selector
-    let merge: any Merge
+    let compressor: LayerCompressor
     let settings: CompressionSettings
     let writer: CacheWriter
     let workspaces: [Workspace]
@@ -24,7 +23,7 @@ struct LayerPipeline {
         let G = s.numKVHeads
         let workspaces = self.workspaces
         let buffers = (key: RawBuffer(), value: RawBuffer())
-        let compressor = LayerCompressor(selector: selector, merge: merge)
+        let compressor = self.compressor
         let type = dump.elementType
         let codec = writer.codec
         // Workers store each finished head as chunks right away (zstd and none; deflate runs in HDF5).

@@ -64,7 +64,7 @@ public enum Reporter {
         let L = s.seqLen
         let D = s.headDim
         let group = s.groupSize
-        return try Compressor.parallelMap(s.numKVHeads, workspaces.count) { g, worker in
+        return try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
@@ -87,7 +87,7 @@ public enum Reporter {
         let group = s.groupSize
         acc.source = queries.source
         let scale = dump.attnScale
-        let results = try Compressor.parallelMap(s.numKVHeads, workspaces.count) {
+        let results = try Parallel.map(s.numKVHeads, threads: workspaces.count) {
             g, worker -> (
                 [HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
             ) in

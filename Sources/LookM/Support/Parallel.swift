@@ -26,6 +26,20 @@ public enum Parallel {
         }
     }
 
+    /// `body(i)` for `i in 0..<count` on up to `threads` workers, results in index order; the
+    /// lowest-index error wins, so failures are as deterministic as results.
+    static func map<T>(_ count: Int, threads: Int, _ body: (_ index: Int, _ worker: Int) throws -> T) throws -> [T] {
+        var results = [Result<T, Error>?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { buf in
+            let out = UncheckedSendable(buf)
+            forEach(count, threads: threads) { i, w in out.value[i] = Result { try body(i, w) } }
+        }
+        return try results.map { r in
+            guard let r else { throw LookMError(.other, "internal: a parallel task produced no result") }
+            return try r.get()
+        }
+    }
+
     /// The most workers a flag may ask for: far past any machine lookm runs on, and small enough
     /// that per-worker scratch space and thread stacks stay bounded.
     public static let maxThreads = 1024

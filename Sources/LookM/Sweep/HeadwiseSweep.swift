@@ -36,7 +36,7 @@ enum HeadwiseSweep {
         let copied = try zip(compressors, contexts).map { c, context in
             try c.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count)
         }
-        let perHead: [[HeadOutcome?]] = try Compressor.parallelMap(s.numKVHeads, workspaces.count) { g, worker in
+        let perHead: [[HeadOutcome?]] = try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
             let ws = workspaces[worker]
             let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
             let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))

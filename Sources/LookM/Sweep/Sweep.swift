@@ -47,9 +47,7 @@ public enum Sweeper {
     public static let defaultBudgets = [0.05, 0.1, 0.2, 0.5]
 
     /// Resolves every (method, budget) pair up front, so a bad name fails before any work.
-    public static func settings(methods: [String], budgets: [Double], codec: Codec) throws -> [(
-        String, Double, CompressionSettings
-    )] {
+    public static func settings(methods: [String], budgets: [Double], codec: Codec) throws -> [SweepSetting] {
         guard !methods.isEmpty, !budgets.isEmpty else {
             throw LookMError.usage("give at least one method and one budget")
         }
@@ -61,19 +59,18 @@ public enum Sweeper {
         }
         return try methods.flatMap { m in
             try budgets.map { b in
-                (
-                    m, b,
-                    try CompressionSettings.resolve(
+                SweepSetting(
+                    method: m, budget: b,
+                    settings: try CompressionSettings.resolve(
                         method: m, selector: nil, merge: nil, variant: .paper, hhRatio: nil, recentRatio: nil,
                         budget: b, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: codec
-                    )
-                )
+                    ))
             }
         }
     }
 
     public static func run(
-        dump input: InputFile, settings: [(String, Double, CompressionSettings)], threads: Int,
+        dump input: InputFile, settings: [SweepSetting], threads: Int,
         keepCaches: String? = nil, force: Bool = false, progress: ((Int, Int) -> Void)? = nil
     ) throws -> SweepResult {
         BLAS.configure()
@@ -86,31 +83,27 @@ public enum Sweeper {
         var copied = kept
         let stem = AtomicOutput.split(input.path).base.replacingSuffix(".h5")
         if let keepCaches { try Directories.make(keepCaches) }
-        let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.0)-b\($0.1).lookm.h5" } }
+        let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.method)-b\($0.budget).lookm.h5" } }
         let writers = try paths.map { paths in
             try zip(settings, paths).map { setting, path in
                 try CacheWriter(
                     output: try AtomicOutput(finalPath: path, force: force, inputs: [input.path]), shape: s,
                     model: dump.model,
-                    tokens: dump.tokens, elementType: dump.elementType, codec: setting.2.codec,
-                    method: setting.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
+                    tokens: dump.tokens, elementType: dump.elementType, codec: setting.settings.codec,
+                    method: setting.settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
                     source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base),
                     nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow))
             }
         }
         var source = QuerySource.scores
-        let compressors = settings.map {
-            LayerCompressor(
-                selector: SelectorRegistry.selector(named: $0.2.selector)!,
-                merge: MergeRegistry.merge(named: $0.2.merge)!)
-        }
+        let compressors = try settings.map { try LayerCompressor($0.settings) }
         for i in 0..<s.numLayers {
             let layer = try dump.layer(i)
             let input = try LayerInput(layer, buffers: buffers)
             let queries = try FidelityQueries.load(layer, dump)
             source = queries.source
             let contexts = settings.map {
-                LayerContext(settings: $0.2, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+                LayerContext(settings: $0.settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
             }
             var results: [LayerCompressor.Result] = []
             if let size = layer.slidingWindow, let start = layer.windowStart {
@@ -174,7 +167,7 @@ public enum Sweeper {
         let rows = settings.enumerated().map { n, setting -> SweepRow in
             let f = accumulators[n].summary()
             return SweepRow(
-                method: setting.0, budget: setting.1, keptFraction: Double(kept[n]) / total,
+                method: setting.method, budget: setting.budget, keptFraction: Double(kept[n]) / total,
                 savedPercent: 100 * (1 - Double(kept[n]) / total), copiedLayers: copied[n], outputError: f.outputError,
                 outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
                 cache: paths?[n])
@@ -187,8 +180,8 @@ public enum Sweeper {
     }
 
     /// Every setting's canonical JSON, in order, as one JSON array.
-    static func settingsJSON(_ settings: [(String, Double, CompressionSettings)], shape s: ModelShape) -> String {
-        "[" + settings.map { $0.2.canonicalJSON(gqa: s.numKVHeads != s.numHeads) }.joined(separator: ",") + "]"
+    static func settingsJSON(_ settings: [SweepSetting], shape s: ModelShape) -> String {
+        "[" + settings.map { $0.settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads) }.joined(separator: ",") + "]"
     }
 }
 
