@@ -138,3 +138,16 @@ def test_eval_pipeline_collects_one_csv(lookm, tmp_path):
     assert {(r["dump"], r["method"], r["budget"]) for r in rows} == {(d, m, b) for d in "ab" for m in ["lookm", "random"] for b in ["0.1", "0.5"]}
     assert all(float(r["saved_percent"]) > 0 and r["output_error"] != "-" for r in rows)
     assert len(list(out.glob("*.report.json"))) == 8
+
+
+def test_sweep_from_stdin_records_the_stream_not_its_copy(lookm, tmp_path):
+    """A dump read from stdin is recorded as `-` with mtime 0 (as compress records it), and kept
+    caches are named `stdin.*`, not after lookm's temporary copy."""
+    dump = FIXTURES / "gqa-bf16.h5"
+    data = dump.read_bytes()
+    p = run("sweep", "-", "--methods", "h2o", "--budgets", "0.2", "--format", "json", "--keep-caches", tmp_path / "kept",
+            stdin=data, check=0)
+    assert json.loads(p.stdout)["source"] == {"name": "-", "size": len(data), "mtime": 0}
+    assert os.listdir(tmp_path / "kept") == ["stdin.h2o-b0.2.lookm.h5"]
+    with h5py.File(tmp_path / "kept" / "stdin.h2o-b0.2.lookm.h5", "r") as f:
+        assert f.attrs["source"] == "-" and f.attrs["source_mtime"] == 0 and f.attrs["source_size"] == len(data)

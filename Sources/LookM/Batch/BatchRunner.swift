@@ -57,7 +57,7 @@ public enum BatchRunner {
             var line: String?
             do {
                 _ = try InputFile(item.dump)  // exists and is a file, else "no such file"
-                let source = SourceInfo.of(path: item.dump, name: AtomicOutput.split(item.dump).base)
+                let source = SourceInfo.of(dump: item.dump)
                 let existing = try job.check(item.dump, output, source)
                 switch existing {
                 case .current:
@@ -110,7 +110,7 @@ public enum BatchRunner {
 
     /// Whether `output` is, now, a current output of this job for `item` (made by a concurrent worker).
     private static func madeMeanwhile(_ job: Job, item: BatchInputs.Item, output: String) -> Bool {
-        let source = SourceInfo.of(path: item.dump, name: AtomicOutput.split(item.dump).base)
+        let source = SourceInfo.of(dump: item.dump)
         return (try? job.check(item.dump, output, source)) == .current
     }
 

@@ -106,7 +106,7 @@ public enum Collector {
                 problems.append(.init(kind: .failed, dump: dump, detail: r.error))
                 continue
             }
-            let source = SourceInfo.of(path: dump, name: AtomicOutput.split(dump).base)
+            let source = SourceInfo.of(dump: dump)
             guard FileManager.default.fileExists(atPath: r.output) else {
                 problems.append(.init(kind: .outputMissing, dump: dump, detail: "\(r.output) does not exist"))
                 continue

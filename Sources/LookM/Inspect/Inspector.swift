@@ -92,7 +92,7 @@ public enum Inspector {
             file: name, kind: kind, formatVersion: header.version,
             extensions: header.version >= 2 ? header.extensions.map(\.rawValue) : nil, nextPosition: nextPosition,
             valid: true,
-            fileBytes: SourceInfo.of(path: path, name: name).size, model: model,
+            fileBytes: SourceInfo.fileSize(path), model: model,
             shape: .init(
                 numLayers: s.numLayers, numHeads: s.numHeads, numKVHeads: s.numKVHeads, headDim: s.headDim,
                 seqLen: s.seqLen),

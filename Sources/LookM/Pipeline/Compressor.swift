@@ -34,10 +34,7 @@ public enum Compressor {
 
         let (finalPath, displayOut) = try outputPath(destination, input: input)
         let output = try AtomicOutput(finalPath: finalPath, force: force || isStdout(destination), inputs: [input.path])
-        let source =
-            input.displayName == "stdin"
-            ? SourceInfo(name: "-", size: SourceInfo.of(path: input.path, name: "-").size, mtime: 0)
-            : SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base)
+        let source = SourceInfo.of(input)
         let method = settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads)
         let writer = try CacheWriter(
             output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
@@ -49,7 +46,7 @@ public enum Compressor {
             workspaces: workspaces
         ).run(progress: progress)
         try writer.finish()
-        var fileBytes = SourceInfo.of(path: finalPath, name: "").size
+        var fileBytes = SourceInfo.fileSize(finalPath)
         if isStdout(destination) { fileBytes = try copyToStdout(finalPath) }
         return CompressSummary(
             input: input.displayName, output: displayOut, method: JSONValue.parse(method) ?? .null,

@@ -81,7 +81,8 @@ public enum Sweeper {
         var accumulators = [FidelityAccumulator](repeating: FidelityAccumulator(), count: settings.count)
         var kept = [Int](repeating: 0, count: settings.count)
         var copied = kept
-        let stem = AtomicOutput.split(input.path).base.replacingSuffix(".h5")
+        // Kept caches are named after the dump (`stdin` for a stream, not its temporary copy).
+        let stem = input.displayName == "stdin" ? "stdin" : AtomicOutput.split(input.path).base.replacingSuffix(".h5")
         if let keepCaches { try Directories.make(keepCaches) }
         let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.method)-b\($0.budget).lookm.h5" } }
         let writers = try paths.map { paths in
@@ -91,7 +92,7 @@ public enum Sweeper {
                     model: dump.model,
                     tokens: dump.tokens, elementType: dump.elementType, codec: setting.settings.codec,
                     method: setting.settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
-                    source: SourceInfo.of(path: input.path, name: AtomicOutput.split(input.path).base),
+                    source: SourceInfo.of(input),
                     nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow))
             }
         }
@@ -174,8 +175,7 @@ public enum Sweeper {
         }
         return SweepResult(
             dump: dump.name, querySource: source, rows: rows,
-            source: SourceInfo.of(
-                path: input.path, name: input.displayName == "stdin" ? "-" : AtomicOutput.split(input.path).base),
+            source: SourceInfo.of(input),
             settings: settingsJSON(settings, shape: s))
     }
 

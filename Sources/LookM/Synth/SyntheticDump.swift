@@ -46,7 +46,7 @@ public enum SyntheticDump {
             try file.flush()
         }
         try output.commit()
-        return Summary(path: path, seqLen: L, fileBytes: SourceInfo.of(path: path, name: path).size)
+        return Summary(path: path, seqLen: L, fileBytes: SourceInfo.fileSize(path))
     }
 
     private static func writeLayer(
