@@ -19,7 +19,7 @@ import Testing
         let writer = try CacheWriter(
             output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
             codec: codec, method: #"{"method":"test","stride":\#(stride)}"#,
-            source: SourceInfo.of(path: dumpPath, name: "dump.h5"))
+            source: SourceInfo.of(dump: dumpPath))
         for i in 0..<s.numLayers {
             if let f = failAfterLayer, i > f { throw LookMError(.other, "simulated failure") }
             let layer = try dump.layer(i)

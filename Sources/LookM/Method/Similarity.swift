@@ -20,9 +20,9 @@ enum Similarity {
         var cosine = [Float](repeating: 0, count: E)
         guard K > 0, E > 0 else { return (pivot, cosine) }
         let block = min(blockRows, E)
-        let keptRows = workspace.floats(0, K * D)
-        let rows = workspace.floats(1, block * D)
-        let sims = workspace.floats(2, block * K)
+        let keptRows = workspace.floats(.keptKeys, K * D)
+        let rows = workspace.floats(.keyBlock, block * D)
+        let sims = workspace.floats(.similarities, block * K)
         let keptIndex = kept.map(Int64.init)
         let evictedIndex = evicted.map(Int64.init)
         lookm_normalise_rows(keys.baseAddress!, keptIndex, K, D, keptRows.baseAddress!)

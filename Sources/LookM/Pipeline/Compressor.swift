@@ -106,8 +106,8 @@ public enum Compressor {
             let out = try writer.layer(i, kept: L)
             let identity = (0..<L).map { Int32($0) }
             for g in 0..<G {
-                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
                 try out.write(
                     head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L),
                     slotOf: identity)
@@ -123,8 +123,8 @@ public enum Compressor {
             var slotOf = [Int32](repeating: -1, count: L)
             for (j, p) in position.enumerated() { slotOf[Int(p)] = Int32(j) }
             for g in 0..<G {
-                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
                 try out.write(
                     head: g, key: UnsafeBufferPointer(rebasing: k[(start * D)...]),
                     value: UnsafeBufferPointer(rebasing: v[(start * D)...]),

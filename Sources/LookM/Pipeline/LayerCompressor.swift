@@ -68,8 +68,8 @@ struct LayerCompressor {
             let heads = try Parallel.map(G, threads: threads) { g, worker in
                 let ws = workspaces[worker]
                 defer { released?(g) }
-                let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-                let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+                let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+                let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
                 released?(g)
                 var h = try head(g, keys: kb, values: vb, input: input, context: context, workspace: ws)
                 finish?(&h, ws)
@@ -79,15 +79,15 @@ struct LayerCompressor {
         }
         let plans: [HeadPlan] = try Parallel.map(G, threads: threads) { g, worker in
             let ws = workspaces[worker]
-            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
+            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
             return try plan(g, keys: kb, input: input, context: context, workspace: ws)
         }
         let participants = merge.participants(plans, context)
         let heads: [Head] = try Parallel.map(G, threads: threads) { g, worker in
             let ws = workspaces[worker]
             defer { released?(g) }
-            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-            let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+            let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
             released?(g)
             var h = apply(plans[g], participants: participants?[g], keys: kb, values: vb, context: context, length: L)
             finish?(&h, ws)

@@ -41,14 +41,14 @@ enum Fidelity {
         let values: UnsafeBufferPointer<Double>
         let positions: [Int]
 
-        /// Converts `count` rows of keys and values into workspace Double slots `slot`, `slot + 1`.
+        /// Converts `count` rows of keys and values into the workspace's Double slots `slots`.
         init(
             keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, positions: [Int], D: Int,
-            workspace: Workspace, slot: Int
+            workspace: Workspace, slots: (keys: Workspace.DoubleSlot, values: Workspace.DoubleSlot)
         ) {
             let n = positions.count * D
-            let k = workspace.doubles(slot, n)
-            let v = workspace.doubles(slot + 1, n)
+            let k = workspace.doubles(slots.keys, n)
+            let v = workspace.doubles(slots.values, n)
             for i in 0..<n {
                 k[i] = Double(keys[i])
                 v[i] = Double(values[i])
@@ -76,7 +76,7 @@ enum Fidelity {
         let q = doubles(queries, workspace: workspace)
         let f = attention(
             q, n: n, full, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
-            weights: workspace.doubles(5, n * L), output: workspace.doubles(6, n * D))
+            weights: workspace.doubles(.fullWeights, n * L), output: workspace.doubles(.fullOutput, n * D))
         return Reference(weights: Array(f.weights[0..<(n * L)]), output: Array(f.output[0..<(n * D)]))
     }
 
@@ -90,7 +90,8 @@ enum Fidelity {
         let q = doubles(queries, workspace: workspace)
         let c = attention(
             q, n: n, compressed, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
-            weights: workspace.doubles(7, n * compressed.positions.count), output: workspace.doubles(8, n * D))
+            weights: workspace.doubles(.keptWeights, n * compressed.positions.count),
+            output: workspace.doubles(.keptOutput, n * D))
         var err = 0.0
         var cos = 0.0
         var kept = 0.0
@@ -128,7 +129,7 @@ enum Fidelity {
     }
 
     private static func doubles(_ values: [Float], workspace: Workspace) -> UnsafeBufferPointer<Double> {
-        let q = workspace.doubles(4, values.count)
+        let q = workspace.doubles(.queries, values.count)
         for i in values.indices { q[i] = Double(values[i]) }
         return UnsafeBufferPointer(rebasing: q[0..<values.count])
     }

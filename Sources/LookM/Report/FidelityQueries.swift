@@ -45,7 +45,8 @@ struct FidelityQueries {
     ) -> [Fidelity.Reference]? {
         guard source != .scores else { return nil }
         let full = Fidelity.Rows(
-            keys: keys, values: values, positions: Array(0..<(keys.count / D)), D: D, workspace: workspace, slot: 0)
+            keys: keys, values: values, positions: Array(0..<(keys.count / D)), D: D, workspace: workspace,
+            slots: (.fullKeys, .fullValues))
         return heads.map {
             Fidelity.reference(
                 queries: rows[$0], positions: positions, full: full, headDim: D, scale: scale, workspace: workspace)
@@ -65,7 +66,7 @@ struct FidelityQueries {
             compressed.values.withUnsafeBufferPointer { vb in
                 Fidelity.Rows(
                     keys: kb, values: vb, positions: compressed.position.map(Int.init), D: D, workspace: workspace,
-                    slot: 2)
+                    slots: (.keptKeys, .keptValues))
             }
         }
         return zip(heads, reference).map { h, r in

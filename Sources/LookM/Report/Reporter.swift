@@ -66,8 +66,8 @@ public enum Reporter {
         let group = s.groupSize
         return try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
             let ws = workspaces[worker]
-            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
             return queries.reference(
                 heads: g * group..<(g + 1) * group, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws
             )
@@ -92,8 +92,8 @@ public enum Reporter {
                 [HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
             ) in
             let ws = workspaces[worker]
-            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
             if let cache { try requireSource(cache, dump, layer: i, kvHead: g, head: heads[g], keys: k, headDim: D) }
             let queryHeads = g * group..<(g + 1) * group
             let reference =

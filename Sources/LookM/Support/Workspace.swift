@@ -6,14 +6,33 @@ final class Workspace: @unchecked Sendable {
     /// This worker's zstd compression context, made on first use.
     private(set) lazy var zstd = ZstdContext()
 
-    /// Float buffer number `slot`, at least `count` long; contents are unspecified.
-    func floats(_ slot: Int, _ count: Int) -> UnsafeMutableBufferPointer<Float> {
-        Self.buffer(&floatBuffers, slot, count)
+    /// The Float buffers, one meaning each across every file that uses a worker's workspace: a
+    /// head's keys and values stay valid while similarities are computed from them.
+    enum FloatSlot: Int {
+        /// Similarity: the normalised kept keys, a block of normalised evicted keys, their products.
+        case keptKeys, keyBlock, similarities
+        /// One kv head's keys and values as Float32 (compress, report, sweep).
+        case headKeys, headValues
     }
 
-    /// Double buffer number `slot` (numbered apart from `floats`), at least `count` long.
-    func doubles(_ slot: Int, _ count: Int) -> UnsafeMutableBufferPointer<Double> {
-        Self.buffer(&doubleBuffers, slot, count)
+    /// The Double buffers of fidelity (report, sweep).
+    enum DoubleSlot: Int {
+        /// Full-prompt and compressed keys and values, widened.
+        case fullKeys, fullValues, keptKeys, keptValues
+        /// The measured queries, widened.
+        case queries
+        /// Attention weights and outputs over the full prompt, and over the kept slots.
+        case fullWeights, fullOutput, keptWeights, keptOutput
+    }
+
+    /// Float buffer `slot`, at least `count` long; contents are unspecified.
+    func floats(_ slot: FloatSlot, _ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        Self.buffer(&floatBuffers, slot.rawValue, count)
+    }
+
+    /// Double buffer `slot`, at least `count` long; contents are unspecified.
+    func doubles(_ slot: DoubleSlot, _ count: Int) -> UnsafeMutableBufferPointer<Double> {
+        Self.buffer(&doubleBuffers, slot.rawValue, count)
     }
 
     private static func buffer<T>(_ buffers: inout [UnsafeMutableBufferPointer<T>], _ slot: Int, _ count: Int)

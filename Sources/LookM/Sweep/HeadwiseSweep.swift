@@ -38,8 +38,8 @@ enum HeadwiseSweep {
         }
         let perHead: [[HeadOutcome?]] = try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
             let ws = workspaces[worker]
-            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(3, L * D))
-            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(4, L * D))
+            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
             let queryHeads = g * group..<(g + 1) * group
             let reference = queries.reference(
                 heads: queryHeads, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws)
