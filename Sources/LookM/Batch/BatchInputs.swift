@@ -51,7 +51,7 @@ public struct BatchInputs: Sendable {
         if let manifest { paths += try BatchInputs.readManifest(manifest) }
         guard !paths.isEmpty else { throw LookMError.usage("no dumps: give DUMP arguments or --manifest FILE") }
         items = paths.enumerated().map { p, path in
-            Item(position: p, dump: path, stem: AtomicOutput.split(path).base.replacingSuffix(".h5"))
+            Item(position: p, dump: path, stem: Paths.stem(path))
         }
         // Checked over the whole manifest, not one shard, so every worker refuses the same input.
         let byStem = Dictionary(grouping: items, by: \.stem).filter { $0.value.count > 1 }
@@ -71,7 +71,7 @@ public struct BatchInputs: Sendable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw LookMError.invalid(path, nil, "the manifest is not UTF-8 text")
         }
-        let base = AtomicOutput.split(Paths.absolute(path)).dir
+        let base = Paths.split(Paths.absolute(path)).dir
         return text.split(whereSeparator: \.isNewline).compactMap { raw in
             let line = raw.trimmingCharacters(in: .whitespaces)
             guard !line.isEmpty, !line.hasPrefix("#") else { return nil }
@@ -80,21 +80,4 @@ public struct BatchInputs: Sendable {
     }
 
     public func shard(_ shard: Shard) -> [Item] { items.filter { shard.takes(position: $0.position) } }
-}
-
-/// Lexical path handling (no symlink resolution: a shared file system may be mounted differently,
-/// but the path users wrote is the one they will look for).
-enum Paths {
-    static func absolute(_ path: String, relativeTo base: String = FileManager.default.currentDirectoryPath) -> String {
-        let joined = path.hasPrefix("/") ? path : base + "/" + path
-        var parts: [Substring] = []
-        for part in joined.split(separator: "/") {
-            switch part {
-            case ".": continue
-            case "..": if !parts.isEmpty { parts.removeLast() }
-            default: parts.append(part)
-            }
-        }
-        return "/" + parts.joined(separator: "/")
-    }
 }

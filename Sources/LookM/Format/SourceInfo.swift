@@ -25,7 +25,7 @@ public struct SourceInfo: Equatable, Codable, Sendable {
     /// A dump named by path (batch mode): its last path component, size and mtime.
     static func of(dump path: String) -> SourceInfo {
         var s = stat()
-        let name = AtomicOutput.split(path).base
+        let name = Paths.split(path).base
         guard stat(path, &s) == 0 else { return SourceInfo(name: name, size: 0, mtime: 0) }
         return SourceInfo(name: name, size: Int(s.st_size), mtime: Int(s.st_mtim.tv_sec))
     }

@@ -57,9 +57,8 @@ public enum Compressor {
 
     /// `dump.h5` -> `dump.lookm.h5` beside it, unless `-o` says otherwise.
     public static func defaultOutput(for input: String) -> String {
-        let (dir, base) = AtomicOutput.split(input)
-        let stem = base.hasSuffix(".h5") ? String(base.dropLast(3)) : base
-        return (dir == "." && !input.hasPrefix("./") ? "" : dir + "/") + stem + ".lookm.h5"
+        let dir = Paths.split(input).dir
+        return (dir == "." && !input.hasPrefix("./") ? "" : dir + "/") + Paths.stem(input) + ".lookm.h5"
     }
 
     private static func isStdout(_ d: CacheDestination) -> Bool {

@@ -68,7 +68,7 @@ final class AtomicOutput {
             let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
             temporaryPath = "\(dir)/lookm-through.\(host).\(getpid()).\(AtomicOutput.serial())"
         } else {
-            let (dir, base) = AtomicOutput.split(finalPath)
+            let (dir, base) = Paths.split(finalPath)
             temporaryPath = "\(dir)/\(AtomicOutput.temporaryName(base: base, host: host, pid: getpid()))"
             AtomicOutput.removeStaleTemporaries(dir: dir, base: base, host: host)
         }
@@ -170,7 +170,7 @@ final class AtomicOutput {
         }
         finished = true
         lookm_cleanup_unregister(cleanupSlot)
-        let dir = AtomicOutput.split(finalPath).dir
+        let dir = Paths.split(finalPath).dir
         let dfd = open(dir, O_RDONLY)
         if dfd >= 0 {
             _ = fsync(dfd)
@@ -208,12 +208,6 @@ final class AtomicOutput {
     }
 
     deinit { discard() }
-
-    static func split(_ path: String) -> (dir: String, base: String) {
-        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
-        let dir = String(path[..<slash])
-        return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
-    }
 
     static func hostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)

@@ -82,7 +82,7 @@ public enum Sweeper {
         var kept = [Int](repeating: 0, count: settings.count)
         var copied = kept
         // Kept caches are named after the dump (`stdin` for a stream, not its temporary copy).
-        let stem = input.displayName == "stdin" ? "stdin" : AtomicOutput.split(input.path).base.replacingSuffix(".h5")
+        let stem = input.displayName == "stdin" ? "stdin" : Paths.stem(input.path)
         if let keepCaches { try Directories.make(keepCaches) }
         let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.method)-b\($0.budget).lookm.h5" } }
         let writers = try paths.map { paths in
@@ -220,8 +220,4 @@ extension SweepResult {
             title: "\(dump): memory vs fidelity", xLabel: "share of K/V memory kept",
             yLabel: useError ? "attention-output error (mean relative L2)" : "attention mass lost", series: series)
     }
-}
-
-extension String {
-    func replacingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }
