@@ -27,14 +27,26 @@ extension Selector {
     func recentPositions(_ context: LayerContext) -> Range<Int> { context.oldCount..<context.length }
 }
 
+/// Every selector `--selector` can name. Adding one is a new file and a line here
+/// (docs/adding-a-method.md); `register` adds one at run time (a test target's own selector).
 enum SelectorRegistry {
-    static let all: [any Selector] = [
+    nonisolated(unsafe) private static var registered: [any Selector] = [
         TextPriorSelector(), H2OSelector(), SnapKVSelector(), StreamingSelector(), RandomSelector(),
         KeyNormSelector(), FullSelector(),
     ]
+    private static let lock = Lock()
+
+    static var all: [any Selector] { lock.locked { registered } }
     static var names: [String] { all.map { type(of: $0).name } }
 
     static func selector(named name: String) -> (any Selector)? {
         all.first { type(of: $0).name == name }
+    }
+
+    /// Makes `selector` available by its name (once: a second registration of a name is ignored).
+    static func register(_ selector: any Selector) {
+        lock.locked {
+            if !registered.contains(where: { type(of: $0).name == type(of: selector).name }) { registered.append(selector) }
+        }
     }
 }
