@@ -46,7 +46,9 @@ enum SelectorRegistry {
     /// Makes `selector` available by its name (once: a second registration of a name is ignored).
     static func register(_ selector: any Selector) {
         lock.locked {
-            if !registered.contains(where: { type(of: $0).name == type(of: selector).name }) { registered.append(selector) }
+            if !registered.contains(where: { type(of: $0).name == type(of: selector).name }) {
+                registered.append(selector)
+            }
         }
     }
 }
