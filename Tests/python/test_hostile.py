@@ -145,6 +145,23 @@ def test_device_outputs_are_written_through_never_replaced(lookm, dump, tmp_path
     no_temporaries(tmp_path)
 
 
+def test_block_devices_and_sockets_are_refused(lookm, dump, tmp_path):
+    """A block device is never written, even with --force (the node made here points at a loop
+    device minor that does not exist, so even a bug could not reach a disk)."""
+    node = tmp_path / "disk"
+    try:
+        os.mknod(node, 0o600 | stat.S_IFBLK, os.makedev(7, 250))
+    except (PermissionError, OSError):
+        pytest.skip("needs root to make a block device node")
+    one_line(run("compress", dump, "-o", node, "--force"), 4, "block device")
+    import socket
+    sock_path = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        one_line(run("compress", dump, "-o", sock_path, "--force"), 4, "not a regular file")
+    assert sorted(os.listdir(tmp_path)) == ["disk", "sock"]
+
+
 def test_stdout_that_is_the_input_is_refused(lookm, dump, cache, tmp_path):
     d, c = copy(dump, tmp_path / "d.h5"), copy(cache, tmp_path / "c.h5")
     before = {p: p.read_bytes() for p in (d, c)}
