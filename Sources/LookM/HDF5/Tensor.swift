@@ -43,29 +43,12 @@ extension ElementConversion {
     }
 }
 
-/// Reusable raw byte buffer: one per tensor stream, so reading head after head allocates nothing.
-final class ScratchBuffer {
-    private(set) var pointer: UnsafeMutableRawPointer?
-    private(set) var capacity = 0
-
-    func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
-        if bytes > capacity || pointer == nil {
-            pointer?.deallocate()
-            pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 16), alignment: 64)
-            capacity = max(bytes, 16)
-        }
-        return pointer!
-    }
-
-    deinit { pointer?.deallocate() }
-}
-
 /// A float tensor `[heads, ...]` read as Float32 one head at a time, raw from HDF5 and converted
 /// here. Every value read is checked: NaN or infinity is an invalid input naming the position.
 final class TensorReader {
     let dataset: H5Dataset
     let element: StoredElement
-    private let scratch = ScratchBuffer()
+    private let scratch = RawBuffer()
 
     init(_ dataset: H5Dataset) throws {
         guard dataset.shape.count >= 1 else {
@@ -151,7 +134,7 @@ final class TensorWriter {
     let type: ElementType
     let codec: Codec
     private let memoryType: H5Handle
-    private let scratch = ScratchBuffer()
+    private let scratch = RawBuffer()
 
     /// Chunks of one head by a block of rows of at least `minChunkBytes` (256 KiB: below that,
     /// shuffle cannot help zstd, and per-chunk overhead dominates reads).

@@ -50,23 +50,6 @@ final class LayerInput: @unchecked Sendable {
     }
 }
 
-/// A growable raw allocation, kept across layers.
-final class RawBuffer: @unchecked Sendable {
-    private(set) var pointer: UnsafeMutableRawPointer?
-    private(set) var capacity = 0
-
-    func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
-        if bytes > capacity || pointer == nil {
-            pointer?.deallocate()
-            capacity = max(bytes, 64)
-            pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-        }
-        return pointer!
-    }
-
-    deinit { pointer?.deallocate() }
-}
-
 /// Every head of one tensor as stored, read into one buffer.
 final class RawHeads: @unchecked Sendable {
     let bytesPerHead: Int

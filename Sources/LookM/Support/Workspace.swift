@@ -1,14 +1,14 @@
 /// Buffers one worker thread reuses from head to head and layer to layer. Allocating them per
 /// head cost a fresh mmap and page faults each time (about a fifth of the run on LLaVA shapes).
 final class Workspace: @unchecked Sendable {
-    private var floatBuffers: [UnsafeMutableBufferPointer<Float>] = []
-    private var doubleBuffers: [UnsafeMutableBufferPointer<Double>] = []
+    private let floatBuffers = FloatSlot.allCases.map { _ in RawBuffer() }
+    private let doubleBuffers = DoubleSlot.allCases.map { _ in RawBuffer() }
     /// This worker's zstd compression context, made on first use.
     private(set) lazy var zstd = ZstdContext()
 
     /// The Float buffers, one meaning each across every file that uses a worker's workspace: a
     /// head's keys and values stay valid while similarities are computed from them.
-    enum FloatSlot: Int {
+    enum FloatSlot: Int, CaseIterable {
         /// Similarity: the normalised kept keys, a block of normalised evicted keys, their products.
         case keptKeys, keyBlock, similarities
         /// One kv head's keys and values as Float32 (compress, report, sweep).
@@ -16,7 +16,7 @@ final class Workspace: @unchecked Sendable {
     }
 
     /// The Double buffers of fidelity (report, sweep).
-    enum DoubleSlot: Int {
+    enum DoubleSlot: Int, CaseIterable {
         /// Full-prompt and compressed keys and values, widened.
         case fullKeys, fullValues, keptKeys, keptValues
         /// The measured queries, widened.
@@ -27,28 +27,12 @@ final class Workspace: @unchecked Sendable {
 
     /// Float buffer `slot`, at least `count` long; contents are unspecified.
     func floats(_ slot: FloatSlot, _ count: Int) -> UnsafeMutableBufferPointer<Float> {
-        Self.buffer(&floatBuffers, slot.rawValue, count)
+        floatBuffers[slot.rawValue].elements(Float.self, count)
     }
 
     /// Double buffer `slot`, at least `count` long; contents are unspecified.
     func doubles(_ slot: DoubleSlot, _ count: Int) -> UnsafeMutableBufferPointer<Double> {
-        Self.buffer(&doubleBuffers, slot.rawValue, count)
-    }
-
-    private static func buffer<T>(_ buffers: inout [UnsafeMutableBufferPointer<T>], _ slot: Int, _ count: Int)
-        -> UnsafeMutableBufferPointer<T>
-    {
-        while buffers.count <= slot { buffers.append(UnsafeMutableBufferPointer(start: nil, count: 0)) }
-        if buffers[slot].count < count {
-            buffers[slot].deallocate()
-            buffers[slot] = .allocate(capacity: max(count, 16))
-        }
-        return UnsafeMutableBufferPointer(rebasing: buffers[slot][0..<count])
-    }
-
-    deinit {
-        for b in floatBuffers { b.deallocate() }
-        for b in doubleBuffers { b.deallocate() }
+        doubleBuffers[slot.rawValue].elements(Double.self, count)
     }
 
     /// One workspace per worker of `Parallel.forEach`.
