@@ -70,7 +70,7 @@ public enum Compressor {
         switch destination {
         case .file(let path): return (path, path)
         case .stdout:
-            let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+            let dir = Paths.temporaryDirectory
             return ("\(dir)/lookm-stdout.\(AtomicOutput.hostName()).\(getpid()).h5", "stdout")
         }
     }
@@ -90,6 +90,35 @@ public enum Compressor {
         }
     }
 
+    /// Writes the dump's rows `start ..< seq_len` of layer `i` unchanged (a copied layer from 0, a
+    /// sliding window from its start): nothing merged, the earlier positions dropped.
+    private static func writeRows(
+        from start: Int, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
+        workspace ws: Workspace,
+        copied reason: String, slidingWindow: Int? = nil
+    ) throws -> CompressSummary.Layer {
+        let s = dump.shape
+        let L = s.seqLen
+        let D = s.headDim
+        let kept = L - start
+        let bytesPerSlot = 2 * s.numKVHeads * D * dump.elementType.byteSize
+        let out = try writer.layer(i, kept: kept, slidingWindow: slidingWindow)
+        let position = (start..<L).map { Int32($0) }
+        var slotOf = [Int32](repeating: -1, count: L)
+        for (j, p) in position.enumerated() { slotOf[Int(p)] = Int32(j) }
+        for g in 0..<s.numKVHeads {
+            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
+            try out.write(
+                head: g, key: UnsafeBufferPointer(rebasing: k[(start * D)...]),
+                value: UnsafeBufferPointer(rebasing: v[(start * D)...]),
+                position: position, merged: [Int32](repeating: 0, count: kept), slotOf: slotOf)
+        }
+        return .init(
+            index: i, kept: kept, copied: reason, merged: 0, dropped: start, kvBytesIn: L * bytesPerSlot,
+            kvBytesOut: kept * bytesPerSlot)
+    }
+
     /// Writes one layer's result: its compressed heads, or the layer unchanged.
     static func writeLayer(
         _ result: LayerCompressor.Result, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
@@ -102,36 +131,12 @@ public enum Compressor {
         let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
         switch result {
         case .copied(let reason):
-            let out = try writer.layer(i, kept: L)
-            let identity = (0..<L).map { Int32($0) }
-            for g in 0..<G {
-                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
-                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
-                try out.write(
-                    head: g, key: k, value: v, position: identity, merged: [Int32](repeating: 0, count: L),
-                    slotOf: identity)
-            }
-            return .init(
-                index: i, kept: L, copied: reason, merged: 0, dropped: 0, kvBytesIn: L * bytesPerSlot,
-                kvBytesOut: L * bytesPerSlot)
+            return try writeRows(from: 0, layer: i, input: input, dump: dump, to: writer, workspace: ws, copied: reason)
         case .window(let start, let size):
             // What the model itself holds of a sliding-window layer; every method keeps it whole.
-            let kept = L - start
-            let out = try writer.layer(i, kept: kept, slidingWindow: size)
-            let position = (start..<L).map { Int32($0) }
-            var slotOf = [Int32](repeating: -1, count: L)
-            for (j, p) in position.enumerated() { slotOf[Int(p)] = Int32(j) }
-            for g in 0..<G {
-                let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
-                let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
-                try out.write(
-                    head: g, key: UnsafeBufferPointer(rebasing: k[(start * D)...]),
-                    value: UnsafeBufferPointer(rebasing: v[(start * D)...]),
-                    position: position, merged: [Int32](repeating: 0, count: kept), slotOf: slotOf)
-            }
-            return .init(
-                index: i, kept: kept, copied: "sliding window \(size)", merged: 0, dropped: start,
-                kvBytesIn: L * bytesPerSlot, kvBytesOut: kept * bytesPerSlot)
+            return try writeRows(
+                from: start, layer: i, input: input, dump: dump, to: writer, workspace: ws,
+                copied: "sliding window \(size)", slidingWindow: size)
         case .compressed(let kept, let heads) where heads.first?.encoded != nil:
             // Encoded by the workers already: check they used the chunking the datasets have.
             let out = try writer.layer(i, kept: kept)

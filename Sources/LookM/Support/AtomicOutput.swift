@@ -65,7 +65,7 @@ final class AtomicOutput {
         writesThrough = through
         let host = AtomicOutput.hostName()
         if through {
-            let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+            let dir = Paths.temporaryDirectory
             temporaryPath = "\(dir)/lookm-through.\(host).\(getpid()).\(AtomicOutput.serial())"
         } else {
             let (dir, base) = Paths.split(finalPath)

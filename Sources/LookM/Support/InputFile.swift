@@ -36,7 +36,7 @@ public final class InputFile {
         }
         displayName = "stdin"
         registration = RunInputs.register(descriptor: 0, name: "stdin")
-        let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        let dir = Paths.temporaryDirectory
         var template = Array("\(dir)/lookm-stdin-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {

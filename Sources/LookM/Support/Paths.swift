@@ -23,6 +23,12 @@ enum Paths {
         return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
     }
 
+    /// Where files that have no place of their own go (stdin's copy, a cache on its way to
+    /// stdout or through a device): `TMPDIR`, else /tmp.
+    static var temporaryDirectory: String {
+        getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    }
+
     /// The last component without `.h5`: what outputs are named after (`d.h5` -> `d.lookm.h5`).
     static func stem(_ path: String) -> String {
         let base = split(path).base
