@@ -31,7 +31,20 @@ struct FidelityQueries {
             return FidelityQueries(
                 source: .scores, rows: [], positions: [], scores: try (0..<H).map { try scores.read(head: $0) })
         }
-        throw dump.file.site.error(
+        throw missing(layer, dump)
+    }
+
+    /// Which queries `load` takes for `layer` (same order), without reading them: layers measured
+    /// exact need only this.
+    static func source(of layer: DumpLayer, _ dump: DumpReader) throws -> QuerySource {
+        if layer.probeQuery != nil { return .probe }
+        if layer.query != nil { return .prompt }
+        if layer.attnScore != nil { return .scores }
+        throw missing(layer, dump)
+    }
+
+    private static func missing(_ layer: DumpLayer, _ dump: DumpReader) -> LookMError {
+        dump.file.site.error(
             Layout.layer(layer.index),
             "has neither probe_query, query nor attn_score: fidelity cannot be measured; report without --reference for the memory part"
         )

@@ -39,9 +39,9 @@ public enum Reporter {
                 let dumpLayer = try dump.layer(i)
                 if dumpLayer.slidingWindow != nil {
                     // The reference is what the model holds, which is what every cache keeps.
-                    let queries = try FidelityQueries.load(dumpLayer, dump)
                     fidelity.addExact(
-                        layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
+                        layer: i, heads: s.numHeads, source: try FidelityQueries.source(of: dumpLayer, dump),
+                        modality: dump.tokens.modality)
                     continue
                 }
                 let input = try LayerInput(dumpLayer, buffers: buffers)

@@ -101,51 +101,51 @@ public enum Sweeper {
         for i in 0..<s.numLayers {
             let layer = try dump.layer(i)
             let input = try LayerInput(layer, buffers: buffers)
-            let queries = try FidelityQueries.load(layer, dump)
-            source = queries.source
-            let contexts = settings.map {
-                LayerContext(settings: $0.settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
-            }
             var results: [LayerCompressor.Result] = []
             if let size = layer.slidingWindow, let start = layer.windowStart {
-                // Every setting keeps a sliding-window layer as the model holds it (docs/method.md).
+                // Every setting keeps a sliding-window layer as the model holds it (docs/method.md
+                // section 7): nothing to compute or measure, only the query source to record.
+                source = try FidelityQueries.source(of: layer, dump)
                 results = settings.map { _ in .window(start: start, size: size) }
-                for n in settings.indices {
-                    if let writers {
-                        _ = try Compressor.writeLayer(
-                            results[n], layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0])
-                    }
+                for (n, writer) in (writers ?? []).enumerated() {
+                    _ = try Compressor.writeLayer(
+                        results[n], layer: i, input: input, dump: dump, to: writer, workspace: workspaces[0])
                 }
-            }
-            let headwise = results.isEmpty && writers == nil && HeadwiseSweep.applies(compressors, contexts)
-            let references =
-                headwise || !results.isEmpty
-                ? nil : try Reporter.references(input: input, queries: queries, dump: dump, workspaces: workspaces)
-            if !results.isEmpty {
-            } else if headwise {
-                results = try HeadwiseSweep.run(
-                    compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
-                    workspaces: workspaces, into: &accumulators)
             } else {
-                for n in settings.indices {
-                    let result = try compressors[n].run(
-                        input, layer: layer, dump: dump, context: contexts[n], workspaces: workspaces)
-                    if case .compressed(let k, var heads) = result {
-                        // Measured as a cache would hold them: rounded to the dump's element type.
-                        for g in heads.indices {
-                            ElementConversion.round(&heads[g].keys, to: dump.elementType)
-                            ElementConversion.round(&heads[g].values, to: dump.elementType)
+                let queries = try FidelityQueries.load(layer, dump)
+                source = queries.source
+                let contexts = settings.map {
+                    LayerContext(
+                        settings: $0.settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+                }
+                if writers == nil && HeadwiseSweep.applies(compressors, contexts) {
+                    results = try HeadwiseSweep.run(
+                        compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
+                        workspaces: workspaces, into: &accumulators)
+                } else {
+                    let references = try Reporter.references(
+                        input: input, queries: queries, dump: dump, workspaces: workspaces)
+                    for n in settings.indices {
+                        let result = try compressors[n].run(
+                            input, layer: layer, dump: dump, context: contexts[n], workspaces: workspaces)
+                        if case .compressed(let k, var heads) = result {
+                            // Measured as a cache would hold them: rounded to the dump's element type.
+                            for g in heads.indices {
+                                ElementConversion.round(&heads[g].keys, to: dump.elementType)
+                                ElementConversion.round(&heads[g].values, to: dump.elementType)
+                            }
+                            try Reporter.measure(
+                                layer: i, input: input, queries: queries, references: references, heads: heads,
+                                dump: dump,
+                                workspaces: workspaces, into: &accumulators[n])
+                            results.append(.compressed(kept: k, heads: []))
+                        } else {
+                            results.append(result)
                         }
-                        try Reporter.measure(
-                            layer: i, input: input, queries: queries, references: references, heads: heads, dump: dump,
-                            workspaces: workspaces, into: &accumulators[n])
-                        results.append(.compressed(kept: k, heads: []))
-                    } else {
-                        results.append(result)
-                    }
-                    if let writers {
-                        _ = try Compressor.writeLayer(
-                            result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0])
+                        if let writers {
+                            _ = try Compressor.writeLayer(
+                                result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0])
+                        }
                     }
                 }
             }
@@ -156,7 +156,7 @@ public enum Sweeper {
                     if case .window(let start, _) = result { kept[n] += s.seqLen - start } else { kept[n] += s.seqLen }
                     copied[n] += 1
                     accumulators[n].addExact(
-                        layer: i, heads: s.numHeads, source: queries.source, modality: dump.tokens.modality)
+                        layer: i, heads: s.numHeads, source: source, modality: dump.tokens.modality)
                 case .compressed(let k, _):
                     kept[n] += k
                 }
