@@ -36,8 +36,8 @@ struct RecordedOutput {
             return RecordedOutput(settings: settings, source: source, rows: result.rows)
         }
         do {
-            _ = try Inspector.inspect(path: path)
             let reader = try CacheReader(path: path)
+            _ = try Inspector.inspect(cache: reader, path: path, name: path)
             return RecordedOutput(settings: reader.method, source: reader.source, rows: [])
         } catch {
             let format = try? H5File.openForReading(path).rootAttributes().string("format")

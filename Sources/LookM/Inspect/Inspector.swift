@@ -9,7 +9,8 @@ public enum Inspector {
         let file = try H5File.openForReading(path, displayName: name)
         switch try file.rootAttributes().string("format") {
         case Layout.dumpFormat: return try inspectDump(path: path, name: name)
-        case Layout.cacheFormat: return try inspectCache(path: path, name: name)
+        case Layout.cacheFormat:
+            return try inspect(cache: try CacheReader(path: path, displayName: name), path: path, name: name)
         case let other?:
             throw file.site.error(
                 nil, "attribute format = \"\(other)\", expected \"\(Layout.dumpFormat)\" or \"\(Layout.cacheFormat)\"")
@@ -40,8 +41,8 @@ public enum Inspector {
             header: dump.header, nextPosition: dump.nextPosition)
     }
 
-    private static func inspectCache(path: String, name: String) throws -> InspectReport {
-        let cache = try CacheReader(path: path, displayName: name)
+    /// Validates an open cache as `inspect` does (every value, the slot tables) and summarises it.
+    static func inspect(cache: CacheReader, path: String, name: String) throws -> InspectReport {
         var layers: [InspectReport.Layer] = []
         var buffer = [Float]()
         for i in 0..<cache.shape.numLayers {
