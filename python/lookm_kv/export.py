@@ -22,35 +22,31 @@ def _attention_modules(model):
     return sorted(mods, key=lambda m: m.layer_idx)
 
 
+def _projected(mod, kwargs, proj, norm, rotary=True):
+    """One projection of the module's input as its forward computes it, [heads, tokens, head_dim]:
+    the linear map, the per-head norm where the family has one, the rotary embedding for queries
+    and keys."""
+    h = kwargs["hidden_states"]
+    x = getattr(mod, proj)(h).view(h.shape[0], h.shape[1], -1, mod.head_dim)
+    if hasattr(mod, norm):
+        x = getattr(mod, norm)(x)
+    x = x.transpose(1, 2)
+    if rotary:
+        cos, sin = kwargs["position_embeddings"]
+        x, _ = sys.modules[type(mod).__module__].apply_rotary_pos_emb(x, x, cos, sin)
+    return x[0]
+
+
 def _queries(mod, kwargs):
     """Queries after the rotary embedding, [heads, tokens, head_dim], from the module's inputs."""
-    h = kwargs["hidden_states"]
-    head_dim = mod.head_dim
-    q = mod.q_proj(h).view(h.shape[0], h.shape[1], -1, head_dim)
-    if hasattr(mod, "q_norm"):
-        q = mod.q_norm(q)
-    q = q.transpose(1, 2)
-    cos, sin = kwargs["position_embeddings"]
-    rotate = sys.modules[type(mod).__module__].apply_rotary_pos_emb
-    q, _ = rotate(q, q, cos, sin)
-    return q[0]
+    return _projected(mod, kwargs, "q_proj", "q_norm")
 
 
 def _keys_values(mod, kwargs):
     """Keys (after the rotary embedding) and values of every prompt position, [kv_heads, tokens,
-    head_dim], recomputed from the module's inputs as its forward computes them: a sliding-window
-    layer's cache keeps only the last window - 1 of them."""
-    h = kwargs["hidden_states"]
-    shape = (h.shape[0], h.shape[1], -1, mod.head_dim)
-    k, v = mod.k_proj(h).view(shape), mod.v_proj(h).view(shape)
-    if hasattr(mod, "k_norm"):
-        k = mod.k_norm(k)
-    if hasattr(mod, "v_norm"):
-        v = mod.v_norm(v)
-    k, v = k.transpose(1, 2), v.transpose(1, 2)
-    cos, sin = kwargs["position_embeddings"]
-    _, k = sys.modules[type(mod).__module__].apply_rotary_pos_emb(k, k, cos, sin)
-    return k[0], v[0]
+    head_dim], recomputed from the module's inputs: a sliding-window layer's cache keeps only the
+    last window - 1 of them."""
+    return _projected(mod, kwargs, "k_proj", "k_norm"), _projected(mod, kwargs, "v_proj", "v_norm", rotary=False)
 
 
 def _allowed(mask, L):
