@@ -10,6 +10,8 @@ export LOOKM_BIN="$PWD/.build/release/lookm"
 
 echo "== swift format lint" >&2
 swift format lint --strict -r Sources Tests/LookMTests Package.swift
+echo "== layers (scripts/check_layers.py)" >&2
+.venv/bin/python scripts/check_layers.py
 
 echo "== swift test" >&2
 swift test 2>&1 | grep -Ev '^(◇|\[[0-9]+/[0-9]+\]) '

@@ -88,14 +88,16 @@ struct CompressCommand: ParsableCommand {
     }
 
     func run() throws {
-        let settings = try CompressionSettings.resolve(
-            method: method, selector: selector, merge: merge, variant: variant, hhRatio: hhRatio,
-            recentRatio: recentRatio,
-            budget: budget, keep: keep, gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed,
-            codec: try Codec.parse(codec.rawValue, level: level))
+        let method = try Method.resolve(
+            MethodOptions(
+                method: self.method, selector: selector, merge: merge, variant: variant,
+                budget: BudgetOptions(hhRatio: hhRatio, recentRatio: recentRatio, budget: budget, keep: keep),
+                selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed)))
+        let codec = try Codec.parse(codec.rawValue, level: level)
         let threads = try Parallel.workers(threads, flag: "--threads")
         if batch.isBatch {
-            try batch.run(.compress(settings: settings, threads: threads), dumps: dumps, force: force, json: json)
+            try batch.run(
+                .compress(method: method, codec: codec, threads: threads), dumps: dumps, force: force, json: json)
             return
         }
         let dump = dumps[0]
@@ -105,7 +107,7 @@ struct CompressCommand: ParsableCommand {
             output == "-" ? .stdout : .file(output ?? Compressor.defaultOutput(for: dump))
         let progress = Progress("compress: layer")
         let summary = try Compressor.run(
-            input: input, destination: destination, force: force, settings: settings,
+            input: input, destination: destination, force: force, method: method, codec: codec,
             threads: threads
         ) { progress.update($0, of: $1) }
         progress.finish()

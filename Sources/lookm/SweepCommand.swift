@@ -66,7 +66,7 @@ struct SweepCommand: ParsableCommand {
         }
         let settings = try Sweeper.settings(
             methods: try list(methods, flag: "--methods", example: "lookm,h2o"),
-            budgets: budgetValues, codec: .zstd(level: 3))
+            budgets: budgetValues)
         let threads = try Parallel.workers(jobs, flag: "--jobs")
         if batch.isBatch {
             try batch.run(

@@ -45,14 +45,16 @@ import Testing
             site: file.site, objectPath: expected)
         let mode = try #require(try attrs.string("kv_mode"))
         let (selector, merge) = try #require(Self.modes[mode])
-        let settings = try CompressionSettings.resolve(
-            method: nil, selector: selector, merge: merge, variant: .reference,
-            hhRatio: try attrs.double("hh_ratio"), recentRatio: try attrs.double("recent_ratio"),
-            budget: nil, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: .none)
+        let method = try Method.resolve(
+            MethodOptions(
+                selector: selector, merge: merge, variant: .reference,
+                budget: BudgetOptions(
+                    hhRatio: try attrs.double("hh_ratio"), recentRatio: try attrs.double("recent_ratio"))
+            ))
         let dir = TemporaryDirectory()
         _ = try Compressor.run(
             input: try InputFile(path), destination: .file(dir.file("cache.h5")), force: false,
-            settings: settings, threads: 2)
+            method: method, codec: .none, threads: 2)
         let cache = try CacheReader(path: dir.file("cache.h5"))
         for i in 0..<cache.shape.numLayers {
             let layer = try cache.layer(i)

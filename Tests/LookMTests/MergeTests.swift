@@ -11,12 +11,12 @@ import Testing
     static let kept = [0, 3]
 
     static func run(_ merge: String, variant: Variant = .paper) throws -> MergeApplier.Output {
-        let settings = try CompressionSettings.resolve(
-            method: nil, selector: "h2o", merge: merge, variant: variant, hhRatio: 0.2, recentRatio: 0.2,
-            budget: nil, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: .none)
+        let method = try Method.resolve(
+            MethodOptions(
+                selector: "h2o", merge: merge, variant: variant, budget: BudgetOptions(hhRatio: 0.2, recentRatio: 0.2)))
         let context = LayerContext(
-            settings: settings, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
-        let m = MergeRegistry.merge(named: merge)!
+            method: method, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
+        let m = method.merge
         return try keys.withUnsafeBufferPointer { kb in
             try values.withUnsafeBufferPointer { vb in
                 var plan = HeadPlan(kept: kept, evicted: [1, 2, 4])
@@ -84,11 +84,12 @@ import Testing
         // Evicted E = [1, 2, 4], filter passes only list index 1 (position 2): the one contribution
         // is row E[0] = position 1, sent to the pivot of position 2 (slot 1); slot_of records 2.
         let plan = HeadPlan(kept: [0, 3], evicted: [1, 2, 4], pivot: [0, 1, 0], cosine: [0.1, 0.9, 0.1])
-        let settings = try CompressionSettings.resolve(
-            method: nil, selector: "h2o", merge: "avg", variant: .reference, hhRatio: 0.2, recentRatio: 0.2,
-            budget: nil, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: .none)
+        let method = try Method.resolve(
+            MethodOptions(
+                selector: "h2o", merge: "avg", variant: .reference,
+                budget: BudgetOptions(hhRatio: 0.2, recentRatio: 0.2)))
         let context = LayerContext(
-            settings: settings, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
+            method: method, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
         let p = AverageMerge().participants([plan], context)!
         #expect(p == [[false, true, false]])
         let c = AverageMerge().contributions(plan, participants: p[0], context)

@@ -13,7 +13,7 @@ import Testing
     @Test func fullCacheHasNoErrorAndPerfectRecall() {
         let keys: [Float] = [1, 0, 0, 1, 1, 1]
         let values: [Float] = [1, 2, 3, 4, 5, 6]
-        let head = LayerCompressor.Head(
+        let head = CompressedHead(
             position: [0, 1, 2], keys: keys, values: values, merged: [0, 0, 0], slotOf: [0, 1, 2])
         let ws = Workspace()
         let f = keys.withUnsafeBufferPointer { k in

@@ -12,16 +12,18 @@ private let I = Modality.image
         merge: String = "none", variant: Variant = .paper, group: Int = 1,
         gqa: GQAAggregation? = nil, window: Int? = nil, kernel: Int? = nil, sinks: Int? = nil
     ) throws -> LayerContext {
-        let settings = try CompressionSettings.resolve(
-            method: nil, selector: selector, merge: merge, variant: variant, hhRatio: hh, recentRatio: recent,
-            budget: nil, keep: nil, gqaAgg: gqa, window: window, kernel: kernel, sinks: sinks, seed: nil, codec: .none)
-        return LayerContext(settings: settings, layer: 0, modality: modality, groupSize: group)
+        let method = try Method.resolve(
+            MethodOptions(
+                selector: selector, merge: merge, variant: variant,
+                budget: BudgetOptions(hhRatio: hh, recentRatio: recent),
+                selectorFlags: SelectorFlags(gqaAgg: gqa, window: window, kernel: kernel, sinks: sinks)))
+        return LayerContext(method: method, layer: 0, modality: modality, groupSize: group)
     }
 
     static func select(
         _ c: LayerContext, scores: [Float]? = nil, keys: [Float]? = nil, window: [[Double]]? = nil, D: Int = 1
     ) throws -> [Int] {
-        let selector = SelectorRegistry.selector(named: c.settings.selector)!
+        let selector = c.method.selector
         let k = keys ?? [Float](repeating: 1, count: c.length * D)
         return try k.withUnsafeBufferPointer {
             try selector.select(HeadInput(kvHead: 0, headDim: D, keys: $0, scores: scores, windowSums: window), c)

@@ -122,18 +122,20 @@ public enum BatchRunner {
 
 extension BatchRunner.Job {
     /// `compress` over many dumps: `<stem>.lookm.h5` each, skipped when current.
-    public static func compress(settings: CompressionSettings, threads: Int) -> Self {
+    public static func compress(method: Method, codec: Codec, threads: Int) -> Self {
         Self(
             command: "compress", outputName: { "\($0).lookm.h5" },
             check: { dump, output, source in
                 let shape = try DumpReader(path: dump).shape
                 return ExistingOutput.check(
-                    output, sweep: false, settings: settings.canonicalJSON(gqa: shape.numKVHeads != shape.numHeads),
+                    output, sweep: false,
+                    settings: method.canonicalJSON(gqa: shape.numKVHeads != shape.numHeads, codec: codec),
                     source: source)
             },
             run: { dump, output, replace in
                 let s = try Compressor.run(
-                    input: try InputFile(dump), destination: .file(output), force: replace, settings: settings,
+                    input: try InputFile(dump), destination: .file(output), force: replace, method: method,
+                    codec: codec,
                     threads: threads)
                 return .init(
                     kept: s.layers.reduce(0) { $0 + $1.kept }, tokens: s.seqLen * s.layers.count,

@@ -74,18 +74,6 @@ struct ChunkEncoder: Sendable, Equatable {
     }
 }
 
-/// A zstd compression context, reused by one thread at a time.
-final class ZstdContext: @unchecked Sendable {
-    let pointer: OpaquePointer
-
-    init() {
-        guard let p = ZSTD_createCCtx() else { preconditionFailure("zstd: out of memory for a compression context") }
-        pointer = p
-    }
-
-    deinit { ZSTD_freeCCtx(pointer) }
-}
-
 extension ChunkEncoder {
     /// The encoder a `TensorWriter` of this shape will have, known before the dataset exists, so
     /// workers can encode a head as soon as it is computed; nil when HDF5 must run the codec.

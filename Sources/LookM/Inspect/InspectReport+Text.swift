@@ -39,7 +39,7 @@ extension InspectReport {
             if let attnScale { row("attn_scale", "\(Float(attnScale))") }
         }
         if let cache {
-            row("method", Self.describe(cache.method))
+            row("method", MethodText.describe(cache.method))
             row(
                 "source",
                 "\(cache.source.name) (\(Formatting.bytes(cache.source.size)), mtime \(cache.source.mtime)), lookm \(cache.lookmVersion)"
@@ -72,25 +72,4 @@ extension InspectReport {
         }.joined(separator: ", ")
     }
 
-    /// Settings JSON as `key value` pairs, method first.
-    static func describe(_ method: JSONValue) -> String {
-        guard case .object(let o) = method else { return "\(method)" }
-        func text(_ v: JSONValue) -> String {
-            switch v {
-            case .string(let s): return s
-            case .number(let n): return n.rounded() == n && abs(n) < 1e15 ? String(Int64(n)) : String(n)
-            case .bool(let b): return String(b)
-            default: return "\(v)"
-            }
-        }
-        let first = o["method"].map(text) ?? "custom"
-        let rest = o.keys.sorted().filter { $0 != "method" }.map { "\($0) \(text(o[$0]!))" }
-        return ([first] + rest).joined(separator: ", ")
-    }
-}
-
-extension String {
-    func padding(_ width: Int) -> String {
-        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
-    }
 }

@@ -23,6 +23,15 @@ public enum Budget: Equatable, Sendable {
         }
     }
 
+    /// Its part of the canonical `method` JSON (docs/format.md).
+    var parameters: [String: CanonicalJSON.Value] {
+        switch self {
+        case .ratios(let h, let r): return ["hh_ratio": .ratio(h), "recent_ratio": .ratio(r)]
+        case .fraction(let b): return ["budget": .ratio(b)]
+        case .keep(let n): return ["keep": .int(n)]
+        }
+    }
+
     /// Usage errors for budgets that make no sense (negative, zero in total, ratios above 1).
     public func validate() throws {
         func ratio(_ v: Double, _ flag: String) throws {
@@ -47,5 +56,38 @@ public enum Budget: Equatable, Sendable {
         case .keep(let n):
             guard n >= 1 else { throw LookMError.usage("--keep \(n): keep at least 1 token") }
         }
+    }
+}
+
+/// The budget flags as given: at most one form (nil: not given).
+public struct BudgetOptions: Sendable {
+    public var hhRatio: Double?
+    public var recentRatio: Double?
+    public var budget: Double?
+    public var keep: Int?
+
+    public init(hhRatio: Double? = nil, recentRatio: Double? = nil, budget: Double? = nil, keep: Int? = nil) {
+        self.hhRatio = hhRatio
+        self.recentRatio = recentRatio
+        self.budget = budget
+        self.keep = keep
+    }
+
+    /// The one form given (the paper's ratios when none is), validated.
+    public func resolve() throws -> Budget {
+        let forms = [hhRatio != nil || recentRatio != nil, budget != nil, keep != nil].filter { $0 }.count
+        guard forms <= 1 else {
+            throw LookMError.usage("give one budget: --hh-ratio/--recent-ratio, or --budget, or --keep (not several)")
+        }
+        let b: Budget
+        if let budget {
+            b = .fraction(budget)
+        } else if let keep {
+            b = .keep(keep)
+        } else {
+            b = .ratios(hh: hhRatio ?? 0.1, recent: recentRatio ?? 0.1)
+        }
+        try b.validate()
+        return b
     }
 }

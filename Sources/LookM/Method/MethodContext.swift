@@ -1,8 +1,7 @@
-/// Everything a selector or merge may depend on for one layer, as one value. The reference rules
-/// that couple the two halves (sinks depend on the merge, avg uses weighted's filter) read the
-/// paired method from here instead of leaking into the pipeline.
+/// Everything a selector or merge may depend on for one layer, as one value: the method, the
+/// layer, and the budget as it falls on this layer's prompt.
 struct LayerContext: Sendable {
-    let settings: CompressionSettings
+    let method: Method
     let layer: Int
     let length: Int
     let hh: Int
@@ -11,17 +10,16 @@ struct LayerContext: Sendable {
     /// Query heads per kv head.
     let groupSize: Int
 
-    init(settings: CompressionSettings, layer: Int, modality: [Modality], groupSize: Int) {
-        self.settings = settings
+    init(method: Method, layer: Int, modality: [Modality], groupSize: Int) {
+        self.method = method
         self.layer = layer
         self.length = modality.count
-        (hh, recent) = settings.budget.split(length: modality.count)
+        (hh, recent) = method.budget.split(length: modality.count)
         self.modality = modality
         self.groupSize = groupSize
     }
 
-    var variant: Variant { settings.variant }
-    var merge: String { settings.merge }
+    var variant: Variant { method.variant }
     /// Positions outside the recent window, `0 ..< oldCount`.
     var oldCount: Int { max(0, length - recent) }
     var hasNonText: Bool { modality.contains { $0 != .text } }
@@ -46,8 +44,4 @@ enum DataNeed: Equatable {
     case scores
     /// The attention rows of the last `rows` queries: `window_attn`, or `query`.
     case windowRows(Int)
-}
-
-enum SelectorParameter: Hashable {
-    case scores, window, kernel, sinks, seed
 }

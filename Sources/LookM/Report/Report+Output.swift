@@ -1,8 +1,3 @@
-/// Output formats of `report` and `sweep` (docs/report.md).
-public enum OutputFormat: String, CaseIterable, Sendable {
-    case table, json, csv
-}
-
 /// `report --by`: one summary, a row per layer, or a row per (layer, query head).
 public enum ReportLevel: String, CaseIterable, Sendable {
     case total, layer, head
@@ -79,7 +74,7 @@ extension Report {
     var summaryText: String {
         var lines = ["\(cache)" + (reference.map { ": against \($0)" } ?? "")]
         func row(_ label: String, _ value: String) { lines.append("  " + label.padding(14) + value) }
-        row("method", InspectReport.describe(method))
+        row("method", MethodText.describe(method))
         let m = memory
         row(
             "kept",

@@ -14,14 +14,14 @@ public enum Reporter {
         var rows: [MemoryRow] = []
         var fidelity = FidelityAccumulator()
         let workspaces = Workspace.pool(threads)
-        let buffers = (key: RawBuffer(), value: RawBuffer())
+        let buffers = LayerBuffers()
         for i in 0..<s.numLayers {
             let layer = try cache.layer(i)
-            var heads: [LayerCompressor.Head] = []
+            var heads: [CompressedHead] = []
             for g in 0..<G {
                 let slots = try layer.slots(head: g)
                 heads.append(
-                    LayerCompressor.Head(
+                    CompressedHead(
                         position: slots.position, keys: try layer.key.read(head: g),
                         values: try layer.value.read(head: g), merged: slots.merged, slotOf: slots.slotOf))
             }
@@ -45,9 +45,15 @@ public enum Reporter {
                     continue
                 }
                 let input = try LayerInput(dumpLayer, buffers: buffers)
-                try measure(
+                try LayerFidelity.measure(
                     layer: i, input: input, queries: try FidelityQueries.load(dumpLayer, dump), heads: heads,
-                    dump: dump, workspaces: workspaces, into: &fidelity, checkingSourceOf: cache)
+                    dump: dump, workspaces: workspaces, into: &fidelity
+                ) { [cacheName = cache.name, recorded = cache.source, dumpName = dump.name] g, head, keys in
+                    try requireSource(
+                        cache: cacheName, recorded: recorded, dump: dumpName, layer: i, kvHead: g, head: head,
+                        keys: keys,
+                        headDim: D)
+                }
             }
         }
         return Report(
@@ -55,75 +61,19 @@ public enum Reporter {
             seqLen: L, memory: MemoryRow.total(rows), layers: rows, fidelity: dump == nil ? nil : fidelity.summary())
     }
 
-    /// The dump's side of fidelity for one layer (full-prompt attention of every query head), every
-    /// kv head in parallel: what `measure` compares against, for any number of settings.
-    static func references(input: LayerInput, queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace])
-        throws -> [[Fidelity.Reference]?]
-    {
-        let s = dump.shape
-        let L = s.seqLen
-        let D = s.headDim
-        let group = s.groupSize
-        return try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
-            let ws = workspaces[worker]
-            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
-            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
-            return queries.reference(
-                heads: g * group..<(g + 1) * group, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws
-            )
-        }
-    }
-
-    /// Fidelity of one layer's compressed heads against the dump's, every kv head in parallel.
-    /// `references` (from `references(...)`) saves recomputing the full attention per setting.
-    static func measure(
-        layer i: Int, input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
-        heads: [LayerCompressor.Head], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator,
-        checkingSourceOf cache: CacheReader? = nil
-    ) throws {
-        let s = dump.shape
-        let L = s.seqLen
-        let D = s.headDim
-        let group = s.groupSize
-        acc.source = queries.source
-        let scale = dump.attnScale
-        let results = try Parallel.map(s.numKVHeads, threads: workspaces.count) {
-            g, worker -> (
-                [HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
-            ) in
-            let ws = workspaces[worker]
-            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
-            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
-            if let cache { try requireSource(cache, dump, layer: i, kvHead: g, head: heads[g], keys: k, headDim: D) }
-            let queryHeads = g * group..<(g + 1) * group
-            let reference =
-                references?[g]
-                ?? queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: scale, workspace: ws)
-            let perQuery = queries.measure(
-                heads: queryHeads, reference: reference, headDim: D, scale: scale,
-                compressed: heads[g], modality: dump.tokens.modality, workspace: ws)
-            return (perQuery, Fidelity.shift(head: heads[g], keys: k, values: v, D: D))
-        }
-        for (g, r) in results.enumerated() {
-            for (j, f) in r.0.enumerated() { acc.add(layer: i, head: g * group + j, f) }
-            acc.addShift(layer: i, kvHead: g, r.1)
-        }
-    }
-
     /// The slots no merge touched hold the dump's keys bit for bit (both sides are the stored
     /// element type widened to Float32): a dump of the same shape that is not the cache's source
     /// differs there, and its fidelity numbers would be meaningless.
     static func requireSource(
-        _ cache: CacheReader, _ dump: DumpReader, layer i: Int, kvHead g: Int, head: LayerCompressor.Head,
+        cache: String, recorded: SourceInfo, dump: String, layer i: Int, kvHead g: Int, head: CompressedHead,
         keys: UnsafeBufferPointer<Float>, headDim D: Int
     ) throws {
         for (j, p) in head.position.enumerated() where head.merged[j] == 0 {
             let row = Int(p) * D
             guard (0..<D).allSatisfy({ head.keys[j * D + $0].bitPattern == keys[row + $0].bitPattern }) else {
-                let recorded = cache.source
                 throw LookMError.invalid(
-                    dump.name, Layout.layer(i, .key),
-                    "kv head \(g), position \(p) differs from the key the cache \(cache.name) kept there unmerged: "
+                    dump, Layout.layer(i, .key),
+                    "kv head \(g), position \(p) differs from the key the cache \(cache) kept there unmerged: "
                         + "not the dump the cache was made from (it records \(recorded.name), \(recorded.size) bytes)")
             }
         }

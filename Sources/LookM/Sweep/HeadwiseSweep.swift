@@ -26,9 +26,8 @@ enum HeadwiseSweep {
         _ compressors: [LayerCompressor], _ contexts: [LayerContext], input: LayerInput, layer: DumpLayer,
         queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace],
         into accumulators: inout [FidelityAccumulator]
-    ) throws -> [LayerCompressor.Result] {
+    ) throws -> [LayerResult] {
         let s = dump.shape
-        let L = s.seqLen
         let D = s.headDim
         let group = s.groupSize
         let i = contexts.first?.layer ?? 0
@@ -38,8 +37,8 @@ enum HeadwiseSweep {
         }
         let perHead: [[HeadOutcome?]] = try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
             let ws = workspaces[worker]
-            let k = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
-            let v = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
+            let k = try input.keys(head: g, ws)
+            let v = try input.values(head: g, ws)
             let queryHeads = g * group..<(g + 1) * group
             let reference = queries.reference(
                 heads: queryHeads, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws)

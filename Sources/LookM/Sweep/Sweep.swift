@@ -47,7 +47,7 @@ public enum Sweeper {
     public static let defaultBudgets = [0.05, 0.1, 0.2, 0.5]
 
     /// Resolves every (method, budget) pair up front, so a bad name fails before any work.
-    public static func settings(methods: [String], budgets: [Double], codec: Codec) throws -> [SweepSetting] {
+    public static func settings(methods: [String], budgets: [Double]) throws -> [SweepSetting] {
         guard !methods.isEmpty, !budgets.isEmpty else {
             throw LookMError.usage("give at least one method and one budget")
         }
@@ -60,11 +60,8 @@ public enum Sweeper {
         return try methods.flatMap { m in
             try budgets.map { b in
                 SweepSetting(
-                    method: m, budget: b,
-                    settings: try CompressionSettings.resolve(
-                        method: m, selector: nil, merge: nil, variant: .paper, hhRatio: nil, recentRatio: nil,
-                        budget: b, keep: nil, gqaAgg: nil, window: nil, kernel: nil, sinks: nil, seed: nil, codec: codec
-                    ))
+                    name: m, budget: b,
+                    method: try Method.resolve(MethodOptions(method: m, budget: BudgetOptions(budget: b))))
             }
         }
     }
@@ -77,38 +74,38 @@ public enum Sweeper {
         let dump = try DumpReader(path: input.path, displayName: input.displayName)
         let s = dump.shape
         let workspaces = Workspace.pool(threads)
-        let buffers = (key: RawBuffer(), value: RawBuffer())
+        let buffers = LayerBuffers()
         var accumulators = [FidelityAccumulator](repeating: FidelityAccumulator(), count: settings.count)
         var kept = [Int](repeating: 0, count: settings.count)
         var copied = kept
         // Kept caches are named after the dump (`stdin` for a stream, not its temporary copy).
         let stem = input.displayName == "stdin" ? "stdin" : Paths.stem(input.path)
         if let keepCaches { try Directories.make(keepCaches) }
-        let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.method)-b\($0.budget).lookm.h5" } }
+        let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.name)-b\($0.budget).lookm.h5" } }
         let writers = try paths.map { paths in
             try zip(settings, paths).map { setting, path in
                 try CacheWriter(
                     output: try AtomicOutput(finalPath: path, force: force, inputs: [input.path]), shape: s,
                     model: dump.model,
-                    tokens: dump.tokens, elementType: dump.elementType, codec: setting.settings.codec,
-                    method: setting.settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads),
+                    tokens: dump.tokens, elementType: dump.elementType, codec: SweepSetting.codec,
+                    method: setting.canonicalJSON(s),
                     source: SourceInfo.of(input),
                     nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow))
             }
         }
         var source = QuerySource.scores
-        let compressors = try settings.map { try LayerCompressor($0.settings) }
+        let compressors = settings.map { LayerCompressor($0.method) }
         for i in 0..<s.numLayers {
             let layer = try dump.layer(i)
             let input = try LayerInput(layer, buffers: buffers)
-            var results: [LayerCompressor.Result] = []
+            var results: [LayerResult] = []
             if let size = layer.slidingWindow, let start = layer.windowStart {
                 // Every setting keeps a sliding-window layer as the model holds it (docs/method.md
                 // section 7): nothing to compute or measure, only the query source to record.
                 source = try FidelityQueries.source(of: layer, dump)
                 results = settings.map { _ in .window(start: start, size: size) }
                 for (n, writer) in (writers ?? []).enumerated() {
-                    _ = try Compressor.writeLayer(
+                    _ = try LayerWriter.write(
                         results[n], layer: i, input: input, dump: dump, to: writer, workspace: workspaces[0])
                 }
             } else {
@@ -116,14 +113,14 @@ public enum Sweeper {
                 source = queries.source
                 let contexts = settings.map {
                     LayerContext(
-                        settings: $0.settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+                        method: $0.method, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
                 }
                 if writers == nil && HeadwiseSweep.applies(compressors, contexts) {
                     results = try HeadwiseSweep.run(
                         compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
                         workspaces: workspaces, into: &accumulators)
                 } else {
-                    let references = try Reporter.references(
+                    let references = try LayerFidelity.references(
                         input: input, queries: queries, dump: dump, workspaces: workspaces)
                     for n in settings.indices {
                         let result = try compressors[n].run(
@@ -134,7 +131,7 @@ public enum Sweeper {
                                 ElementConversion.round(&heads[g].keys, to: dump.elementType)
                                 ElementConversion.round(&heads[g].values, to: dump.elementType)
                             }
-                            try Reporter.measure(
+                            try LayerFidelity.measure(
                                 layer: i, input: input, queries: queries, references: references, heads: heads,
                                 dump: dump,
                                 workspaces: workspaces, into: &accumulators[n])
@@ -143,7 +140,7 @@ public enum Sweeper {
                             results.append(result)
                         }
                         if let writers {
-                            _ = try Compressor.writeLayer(
+                            _ = try LayerWriter.write(
                                 result, layer: i, input: input, dump: dump, to: writers[n], workspace: workspaces[0])
                         }
                     }
@@ -168,7 +165,7 @@ public enum Sweeper {
         let rows = settings.enumerated().map { n, setting -> SweepRow in
             let f = accumulators[n].summary()
             return SweepRow(
-                method: setting.method, budget: setting.budget, keptFraction: Double(kept[n]) / total,
+                method: setting.name, budget: setting.budget, keptFraction: Double(kept[n]) / total,
                 savedPercent: 100 * (1 - Double(kept[n]) / total), copiedLayers: copied[n], outputError: f.outputError,
                 outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
                 cache: paths?[n])
@@ -181,7 +178,7 @@ public enum Sweeper {
 
     /// Every setting's canonical JSON, in order, as one JSON array.
     static func settingsJSON(_ settings: [SweepSetting], shape s: ModelShape) -> String {
-        "[" + settings.map { $0.settings.canonicalJSON(gqa: s.numKVHeads != s.numHeads) }.joined(separator: ",") + "]"
+        "[" + settings.map { $0.canonicalJSON(s) }.joined(separator: ",") + "]"
     }
 }
 

@@ -48,12 +48,16 @@ extension Merge {
     func couplesHeads(_ context: LayerContext) -> Bool { false }
 }
 
+/// Every merge `--merge` can name. Adding one is a new file and a line here.
 enum MergeRegistry {
     static let all: [any Merge] = [NoMerge(), AverageMerge(), PivotMerge(), WeightedMerge()]
     static var names: [String] { all.map { type(of: $0).name } }
 
-    static func merge(named name: String) -> (any Merge)? {
-        all.first { type(of: $0).name == name }
+    static func make(_ name: String) throws -> any Merge {
+        guard let merge = all.first(where: { type(of: $0).name == name }) else {
+            throw LookMError.usage("unknown merge '\(name)'; use one of \(names.joined(separator: ", "))")
+        }
+        return merge
     }
 }
 

@@ -1,7 +1,24 @@
 /// H2O: the heavy hitters by accumulated attention, no modality preference.
 struct H2OSelector: Selector {
     static let name = "h2o"
-    var parameters: Set<SelectorParameter> { [.scores] }
+    static let flags: Set<SelectorFlag> = [.gqaAgg]
+    var gqaAgg: GQAAggregation = .mean
+    /// Reference rules 2 and 8: paired with a merge, the official code makes the first four
+    /// positions heavy hitters (the merge classes' sinks); plain official h2o does not.
+    var officialSinks = false
+
+    init(gqaAgg: GQAAggregation = .mean, officialSinks: Bool = false) {
+        self.gqaAgg = gqaAgg
+        self.officialSinks = officialSinks
+    }
+
+    init(_ flags: SelectorFlags, variant: Variant, merge: any Merge) {
+        self.init(
+            gqaAgg: flags.gqaAgg ?? .mean, officialSinks: variant == .reference && type(of: merge).name != NoMerge.name)
+    }
+
+    var aggregation: GQAAggregation? { gqaAgg }
+    func parameters(gqa: Bool) -> [String: CanonicalJSON.Value] { gqa ? ["gqa_agg": .string(gqaAgg.rawValue)] : [:] }
     func need(_ context: LayerContext) -> DataNeed { .scores }
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
@@ -12,7 +29,7 @@ struct H2OSelector: Selector {
         switch context.variant {
         case .paper:
             chosen = TopK.stable((0..<old).map { Double(scores[$0]) }, hh)
-        case .reference where context.merge != "none":
+        case .reference where officialSinks:
             // Rule 2 and 8: the official merge classes set the first four scores to +infinity and
             // take a descending sort, so the sinks are 4 of the hh heavy hitters (plain h2o is not).
             var values = (0..<old).map { Double(scores[$0]) }

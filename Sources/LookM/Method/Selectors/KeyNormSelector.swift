@@ -1,5 +1,5 @@
 /// Attention-free baseline: the `hh` old positions whose key has the smallest L2 norm.
-struct KeyNormSelector: Selector {
+struct KeyNormSelector: PlainSelector {
     static let name = "knorm"
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {

@@ -2,11 +2,24 @@
 /// columns, average-pooled, aggregated over the kv head's query heads; top hh.
 struct SnapKVSelector: Selector {
     static let name = "snapkv"
-    var parameters: Set<SelectorParameter> { [.scores, .window, .kernel] }
+    static let flags: Set<SelectorFlag> = [.gqaAgg, .window, .kernel]
+    /// Observation window in queries; nil under `--variant reference` (the recent count, rule 11).
+    var window: Int? = 32
+    var kernel = 7
+    var gqaAgg: GQAAggregation = .mean
 
-    /// Rows of the observation window: `--window` (at most L), or under reference the recent count.
+    var aggregation: GQAAggregation? { gqaAgg }
+
+    func parameters(gqa: Bool) -> [String: CanonicalJSON.Value] {
+        var o: [String: CanonicalJSON.Value] = ["kernel": .int(kernel)]
+        if let window { o["window"] = .int(window) }
+        if gqa { o["gqa_agg"] = .string(gqaAgg.rawValue) }
+        return o
+    }
+
+    /// Rows of the observation window: `window` (at most L), or under reference the recent count.
     func windowRows(_ context: LayerContext) -> Int {
-        context.variant == .reference ? context.recent : min(context.settings.window ?? 32, context.length)
+        window.map { min($0, context.length) } ?? context.recent
     }
 
     func need(_ context: LayerContext) -> DataNeed { .windowRows(windowRows(context)) }
@@ -23,13 +36,12 @@ struct SnapKVSelector: Selector {
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {
         let old = context.oldCount
-        let kernel = context.settings.kernel ?? 7
         let sums = head.windowSums!
         let chosen: [Int]
         switch context.variant {
         case .paper:
             let pooled = sums.map { Self.pool(Array($0[0..<old]), kernel) }
-            chosen = TopK.stable(Scores.aggregate(pooled, context.settings.gqaAgg), context.hh)
+            chosen = TopK.stable(Scores.aggregate(pooled, gqaAgg), context.hh)
         case .reference:
             // Float32 throughout, as torch runs avg_pool1d on the float32 column sums.
             let column = sums[0][0..<old].map { Float($0) }
@@ -55,5 +67,25 @@ struct SnapKVSelector: Selector {
             for j in (i - half)...(i + half) where j >= 0 && j < x.count { s += x[j] }
             return s / Float(k)
         }
+    }
+}
+
+extension SnapKVSelector {
+    init(_ flags: SelectorFlags, variant: Variant, merge: any Merge) throws {
+        let gqaAgg = flags.gqaAgg ?? .mean
+        if variant == .reference {
+            guard flags.window == nil && flags.kernel == nil else {
+                throw LookMError.usage(
+                    "--variant reference uses the official SnapKV parameters (window = recent tokens, kernel 5); drop --window/--kernel"
+                )
+            }
+            self.init(window: nil, kernel: 5, gqaAgg: gqaAgg)
+            return
+        }
+        let w = flags.window ?? 32
+        let k = flags.kernel ?? 7
+        guard w >= 1 else { throw LookMError.usage("--window \(w): must be at least 1") }
+        guard k >= 1, k % 2 == 1 else { throw LookMError.usage("--kernel \(k): must be a positive odd number, e.g. 7") }
+        self.init(window: w, kernel: k, gqaAgg: gqaAgg)
     }
 }

@@ -1,7 +1,14 @@
 /// LOOK-M's text-prior eviction: text tokens first, image tokens by accumulated attention.
 struct TextPriorSelector: Selector {
     static let name = "text-prior"
-    var parameters: Set<SelectorParameter> { [.scores] }
+    static let flags: Set<SelectorFlag> = [.gqaAgg]
+    var gqaAgg: GQAAggregation = .mean
+
+    init(gqaAgg: GQAAggregation = .mean) { self.gqaAgg = gqaAgg }
+    init(_ flags: SelectorFlags, variant: Variant, merge: any Merge) { self.init(gqaAgg: flags.gqaAgg ?? .mean) }
+
+    var aggregation: GQAAggregation? { gqaAgg }
+    func parameters(gqa: Bool) -> [String: CanonicalJSON.Value] { gqa ? ["gqa_agg": .string(gqaAgg.rawValue)] : [:] }
     func need(_ context: LayerContext) -> DataNeed { .scores }
 
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int] {

@@ -10,40 +10,12 @@ struct LayerCompressor {
         self.merge = merge
     }
 
-    /// The selector and merge that resolved `settings` name.
-    init(_ settings: CompressionSettings) throws {
-        guard let selector = SelectorRegistry.selector(named: settings.selector),
-            let merge = MergeRegistry.merge(named: settings.merge)
-        else {
-            throw LookMError(.other, "internal: unresolved method \(settings.selector)/\(settings.merge)")
-        }
-        self.init(selector: selector, merge: merge)
-    }
-
-    /// One kv head of a compressed layer.
-    struct Head {
-        var position: [Int32]
-        var keys: [Float]
-        var values: [Float]
-        var merged: [Int32]
-        var slotOf: [Int32]
-        /// The keys and values as stored chunks, when a worker encoded them already (`keys` and
-        /// `values` are then emptied: a layer's Float32 results need not wait for the writer).
-        var encoded: (key: [ChunkEncoder.Chunk], value: [ChunkEncoder.Chunk])? = nil
-        var mergedCount: Int { merged.reduce(0) { $0 + Int($1) } }
-        var droppedCount: Int { slotOf.lazy.filter { $0 < 0 }.count }
-    }
-
-    enum Result {
-        /// The layer stays as it is, for this reason.
-        case copied(String)
-        /// A sliding-window layer: kept as the model holds it, positions `start ..< seq_len`.
-        case window(start: Int, size: Int)
-        case compressed(kept: Int, heads: [Head])
+    init(_ method: Method) {
+        self.init(selector: method.selector, merge: method.merge)
     }
 
     func run(_ input: LayerInput, layer: DumpLayer, dump: DumpReader, context: LayerContext, workspaces: [Workspace])
-        throws -> Result
+        throws -> LayerResult
     {
         if let reason = try prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count) {
             return .copied(reason)
@@ -56,10 +28,8 @@ struct LayerCompressor {
     /// longer needed; `finish` runs on the worker on each finished head, with its workspace (compress encodes there).
     func compute(
         _ input: LayerInput, shape s: ModelShape, context: LayerContext, workspaces: [Workspace],
-        released: (@Sendable (Int) -> Void)? = nil, finish: (@Sendable (inout Head, Workspace) -> Void)? = nil
-    ) throws -> Result {
-        let L = s.seqLen
-        let D = s.headDim
+        released: (@Sendable (Int) -> Void)? = nil, finish: (@Sendable (inout CompressedHead, Workspace) -> Void)? = nil
+    ) throws -> LayerResult {
         let G = s.numKVHeads
         let threads = workspaces.count
         guard merge.couplesHeads(context) else {
@@ -68,8 +38,8 @@ struct LayerCompressor {
             let heads = try Parallel.map(G, threads: threads) { g, worker in
                 let ws = workspaces[worker]
                 defer { released?(g) }
-                let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
-                let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
+                let kb = try input.keys(head: g, ws)
+                let vb = try input.values(head: g, ws)
                 released?(g)
                 var h = try head(g, keys: kb, values: vb, input: input, context: context, workspace: ws)
                 finish?(&h, ws)
@@ -79,17 +49,18 @@ struct LayerCompressor {
         }
         let plans: [HeadPlan] = try Parallel.map(G, threads: threads) { g, worker in
             let ws = workspaces[worker]
-            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
+            let kb = try input.keys(head: g, ws)
             return try plan(g, keys: kb, input: input, context: context, workspace: ws)
         }
         let participants = merge.participants(plans, context)
-        let heads: [Head] = try Parallel.map(G, threads: threads) { g, worker in
+        let heads: [CompressedHead] = try Parallel.map(G, threads: threads) { g, worker in
             let ws = workspaces[worker]
             defer { released?(g) }
-            let kb = try input.floats(input.key, input.keyRaw, head: g, into: ws.floats(.headKeys, L * D))
-            let vb = try input.floats(input.value, input.valueRaw, head: g, into: ws.floats(.headValues, L * D))
+            let kb = try input.keys(head: g, ws)
+            let vb = try input.values(head: g, ws)
             released?(g)
-            var h = apply(plans[g], participants: participants?[g], keys: kb, values: vb, context: context, length: L)
+            var h = apply(
+                plans[g], participants: participants?[g], keys: kb, values: vb, context: context, length: s.seqLen)
             finish?(&h, ws)
             return h
         }
@@ -112,7 +83,7 @@ struct LayerCompressor {
     func head(
         _ g: Int, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>, input: LayerInput,
         context: LayerContext, workspace ws: Workspace
-    ) throws -> Head {
+    ) throws -> CompressedHead {
         let plan = try plan(g, keys: kb, input: input, context: context, workspace: ws)
         return apply(
             plan, participants: merge.participants([plan], context)?.first, keys: kb, values: vb, context: context,
@@ -127,7 +98,7 @@ struct LayerCompressor {
         let L = kb.count / input.key.rowLength
         let D = input.key.rowLength
         let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
-        let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, context.settings.gqaAgg) }
+        let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, selector.aggregation ?? .mean) }
         let windowSums = input.windowSums.map { all in group.map { all[$0] } }
         let kept = try selector.select(
             HeadInput(kvHead: g, headDim: D, keys: kb, scores: scores, windowSums: windowSums), context)
@@ -145,15 +116,15 @@ struct LayerCompressor {
         _ plan: HeadPlan, participants: [Bool]?, keys kb: UnsafeBufferPointer<Float>,
         values vb: UnsafeBufferPointer<Float>,
         context: LayerContext, length L: Int
-    ) -> Head {
+    ) -> CompressedHead {
         let contributions = merge.contributions(plan, participants: participants, context)
         let o = MergeApplier.apply(plan, contributions, keys: kb, values: vb, headDim: kb.count / L, length: L)
-        return Head(
+        return CompressedHead(
             position: plan.kept.map { Int32($0) }, keys: o.keys, values: o.values, merged: o.merged, slotOf: o.slotOf)
     }
 
     /// Every kv head must keep the same number of slots (the cache stores them as one tensor).
-    private func result(_ heads: [Head], _ context: LayerContext) throws -> Result {
+    private func result(_ heads: [CompressedHead], _ context: LayerContext) throws -> LayerResult {
         let kept = heads.first?.position.count ?? 0
         guard heads.allSatisfy({ $0.position.count == kept }) else {
             throw LookMError(.other, "internal: kv heads of layer \(context.layer) kept different counts")

@@ -70,7 +70,7 @@ struct FidelityQueries {
     /// compressed head.
     func measure(
         heads: Range<Int>, reference: [Fidelity.Reference]?, headDim D: Int, scale: Double,
-        compressed: LayerCompressor.Head, modality: [Modality], workspace: Workspace
+        compressed: CompressedHead, modality: [Modality], workspace: Workspace
     ) -> [HeadFidelity] {
         guard let reference else {
             return heads.map { Fidelity.measure(scores: scores[$0], head: compressed, modality: modality) }

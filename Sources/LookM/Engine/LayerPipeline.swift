@@ -12,7 +12,7 @@
 struct LayerPipeline {
     let dump: DumpReader
     let compressor: LayerCompressor
-    let settings: CompressionSettings
+    let method: Method
     let writer: CacheWriter
     let workspaces: [Workspace]
 
@@ -22,12 +22,12 @@ struct LayerPipeline {
         let s = dump.shape
         let G = s.numKVHeads
         let workspaces = self.workspaces
-        let buffers = (key: RawBuffer(), value: RawBuffer())
+        let buffers = LayerBuffers()
         let compressor = self.compressor
         let type = dump.elementType
         let codec = writer.codec
         // Workers store each finished head as chunks right away (zstd and none; deflate runs in HDF5).
-        let encode: @Sendable (inout LayerCompressor.Head, Workspace) -> Void = { head, ws in
+        let encode: @Sendable (inout CompressedHead, Workspace) -> Void = { head, ws in
             guard let e = ChunkEncoder.planned(type: type, shape: [G, head.position.count, s.headDim], codec: codec)
             else { return }
             head.encoded = (
@@ -38,12 +38,12 @@ struct LayerPipeline {
             head.values = []
         }
         var layers: [CompressSummary.Layer] = []
-        var pending: (index: Int, result: LayerCompressor.Result, input: LayerInput)?
+        var pending: (index: Int, result: LayerResult, input: LayerInput)?
         func flush() throws {
             guard let p = pending else { return }
             pending = nil
             layers.append(
-                try Compressor.writeLayer(
+                try LayerWriter.write(
                     p.result, layer: p.index, input: p.input, dump: dump, to: writer,
                     workspace: workspaces[0], threads: workspaces.count))
             progress?(p.index + 1, s.numLayers)
@@ -53,9 +53,9 @@ struct LayerPipeline {
         var input = try LayerInput(layer, buffers: buffers)
         for i in 0..<s.numLayers {
             let context = LayerContext(
-                settings: settings, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+                method: method, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
             let kept =
-                try layer.slidingWindow.map { LayerCompressor.Result.window(start: layer.windowStart ?? 0, size: $0) }
+                try layer.slidingWindow.map { LayerResult.window(start: layer.windowStart ?? 0, size: $0) }
                 ?? compressor.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count).map
             { .copied($0) }
             if let kept {

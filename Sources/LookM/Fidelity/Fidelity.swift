@@ -83,7 +83,7 @@ enum Fidelity {
     /// One query head's fidelity: its queries over the compressed head, against `reference`.
     static func measure(
         queries: [Float], positions: [Int], reference f: Reference, compressed: Rows, headDim D: Int, scale: Double,
-        head: LayerCompressor.Head, modality: [Modality], workspace: Workspace
+        head: CompressedHead, modality: [Modality], workspace: Workspace
     ) -> HeadFidelity {
         let n = positions.count
         let L = f.weights.count / max(n, 1)
@@ -155,7 +155,7 @@ enum Fidelity {
     }
 
     /// Mass recall from a fixed distribution over positions (the accumulated attention).
-    static func measure(scores: [Float], head: LayerCompressor.Head, modality: [Modality]) -> HeadFidelity {
+    static func measure(scores: [Float], head: CompressedHead, modality: [Modality]) -> HeadFidelity {
         let total = scores.reduce(0.0) { $0 + Double($1) }
         let weights = scores.map { total > 0 ? Double($0) / total : 0 }
         let share = massShares(weights, slotOf: head.slotOf, position: head.position)
@@ -220,7 +220,7 @@ enum Fidelity {
     /// Relative L2 distance of each merged slot's key (and value) from its original row: how far
     /// merging moved it. Returns (sum, max, count) for keys and values.
     static func shift(
-        head: LayerCompressor.Head, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, D: Int
+        head: CompressedHead, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, D: Int
     )
         -> (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
     {

@@ -1,28 +1,45 @@
-/// One layer of a dump in memory, as the compressor needs it: keys and values raw (in the dump's
+/// Storage for one layer's raw keys and values, reused from layer to layer (a fresh allocation per
+/// layer would page-fault a layer's worth of memory each time).
+final class LayerBuffers: Sendable {
+    fileprivate let key = RawBuffer()
+    fileprivate let value = RawBuffer()
+}
+
+/// One layer of a dump in memory, as the engine needs it: keys and values raw (in the dump's
 /// element type, half the bytes of Float32 for 16-bit dumps), per-query-head scores, and SnapKV's
-/// window sums. Loaded on the calling thread (every HDF5 call), then shared read-only by workers.
+/// window sums. Every HDF5 call happens on the calling thread: `init` (and `read(head:)`), then
+/// `LayerAttention.load` fills what the selectors read; only after that do workers share it, read-only.
 final class LayerInput: @unchecked Sendable {
     let index: Int
     let key: TensorReader
     let value: TensorReader
     let keyRaw: RawHeads
     let valueRaw: RawHeads
-    /// Accumulated attention per query head, when the selector uses scores.
+    /// Accumulated attention per query head, when a selector uses scores (set by `LayerAttention`).
     var scores: [[Float]]?
-    /// Column sums of the window rows per query head, when the selector is SnapKV, and how many rows.
+    /// Column sums of the window rows per query head, when a selector is SnapKV, and how many rows.
     var windowSums: [[Double]]?
     var windowSumRows = 0
 
-    /// - Parameter buffers: storage for keys and values, reused from layer to layer (a fresh
-    ///   allocation per layer would page-fault a layer's worth of memory each time).
-    ///   With `read: false` nothing is read yet (`read(head:)` fills head by head, so the next
-    ///   layer can stream in while workers still use the buffers' other heads).
-    init(_ layer: DumpLayer, buffers: (key: RawBuffer, value: RawBuffer), read: Bool = true) throws {
+    /// With `read: false` nothing is read yet (`read(head:)` fills head by head, so the next layer
+    /// can stream in while workers still use the buffers' other heads).
+    init(_ layer: DumpLayer, buffers: LayerBuffers, read: Bool = true) throws {
         index = layer.index
         key = layer.key
         value = layer.value
         keyRaw = try RawHeads(layer.key, in: buffers.key, read: read)
         valueRaw = try RawHeads(layer.value, in: buffers.value, read: read)
+    }
+
+    /// Kv head `g`'s keys as Float32 (checked for NaN and infinity) in `ws`'s key slot: what a
+    /// worker computes with. Valid until the worker converts another head's keys.
+    func keys(head g: Int, _ ws: Workspace) throws -> UnsafeBufferPointer<Float> {
+        try floats(key, keyRaw, head: g, into: ws.floats(.headKeys, key.rows * key.rowLength))
+    }
+
+    /// Kv head `g`'s values, as `keys(head:_:)` does, in the value slot.
+    func values(head g: Int, _ ws: Workspace) throws -> UnsafeBufferPointer<Float> {
+        try floats(value, valueRaw, head: g, into: ws.floats(.headValues, value.rows * value.rowLength))
     }
 
     /// Reads kv head `g`'s keys and values (HDF5: the calling thread must own HDF5).

@@ -1,0 +1,102 @@
+/// Writes one layer's result into a cache: the compressed heads (encoded by the workers already,
+/// or encoded here in parallel), or the dump's rows as they are for a copied or sliding-window layer.
+enum LayerWriter {
+    /// Writes the dump's rows `start ..< seq_len` of layer `i` unchanged (a copied layer from 0, a
+    /// sliding window from its start): nothing merged, the earlier positions dropped.
+    private static func rows(
+        from start: Int, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
+        workspace ws: Workspace,
+        copied reason: String, slidingWindow: Int? = nil
+    ) throws -> CompressSummary.Layer {
+        let s = dump.shape
+        let L = s.seqLen
+        let D = s.headDim
+        let kept = L - start
+        let bytesPerSlot = 2 * s.numKVHeads * D * dump.elementType.byteSize
+        let out = try writer.layer(i, kept: kept, slidingWindow: slidingWindow)
+        let position = (start..<L).map { Int32($0) }
+        var slotOf = [Int32](repeating: -1, count: L)
+        for (j, p) in position.enumerated() { slotOf[Int(p)] = Int32(j) }
+        for g in 0..<s.numKVHeads {
+            let k = try input.keys(head: g, ws)
+            let v = try input.values(head: g, ws)
+            try out.write(
+                head: g, key: UnsafeBufferPointer(rebasing: k[(start * D)...]),
+                value: UnsafeBufferPointer(rebasing: v[(start * D)...]),
+                position: position, merged: [Int32](repeating: 0, count: kept), slotOf: slotOf)
+        }
+        return .init(
+            index: i, kept: kept, copied: reason, merged: 0, dropped: start, kvBytesIn: L * bytesPerSlot,
+            kvBytesOut: kept * bytesPerSlot)
+    }
+
+    /// Writes one layer's result: its compressed heads, or the layer unchanged.
+    static func write(
+        _ result: LayerResult, layer i: Int, input: LayerInput, dump: DumpReader, to writer: CacheWriter,
+        workspace ws: Workspace, threads: Int = 1
+    ) throws -> CompressSummary.Layer {
+        let s = dump.shape
+        let L = s.seqLen
+        let D = s.headDim
+        let G = s.numKVHeads
+        let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
+        switch result {
+        case .copied(let reason):
+            return try rows(from: 0, layer: i, input: input, dump: dump, to: writer, workspace: ws, copied: reason)
+        case .window(let start, let size):
+            // What the model itself holds of a sliding-window layer; every method keeps it whole.
+            return try rows(
+                from: start, layer: i, input: input, dump: dump, to: writer, workspace: ws,
+                copied: "sliding window \(size)", slidingWindow: size)
+        case .compressed(let kept, let heads) where heads.first?.encoded != nil:
+            // Encoded by the workers already: check they used the chunking the datasets have.
+            let out = try writer.layer(i, kept: kept)
+            guard let encoders = out.encoders,
+                encoders.key == ChunkEncoder.planned(type: dump.elementType, shape: [G, kept, D], codec: writer.codec)
+            else {
+                throw LookMError(.other, "internal: layer \(i) was encoded with another chunking than its datasets")
+            }
+            for (g, h) in heads.enumerated() {
+                guard let e = h.encoded else {
+                    throw LookMError(.other, "internal: layer \(i) kv head \(g) not encoded")
+                }
+                try out.write(
+                    head: g, encodedKey: e.key, encodedValue: e.value, position: h.position, merged: h.merged,
+                    slotOf: h.slotOf)
+            }
+            return .init(
+                index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
+                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
+                kvBytesOut: kept * bytesPerSlot)
+        case .compressed(let kept, let heads):
+            let out = try writer.layer(i, kept: kept)
+            if let encoders = out.encoders {
+                // Convert, shuffle and compress every head on the workers; HDF5 only stores bytes.
+                let encoded = try Parallel.map(G, threads: threads) { g, _ in
+                    (
+                        heads[g].keys.withUnsafeBufferPointer { encoders.key.encode($0) },
+                        heads[g].values.withUnsafeBufferPointer { encoders.value.encode($0) }
+                    )
+                }
+                for (g, h) in heads.enumerated() {
+                    try out.write(
+                        head: g, encodedKey: encoded[g].0, encodedValue: encoded[g].1,
+                        position: h.position, merged: h.merged, slotOf: h.slotOf)
+                }
+            } else {
+                for (g, h) in heads.enumerated() {
+                    try h.keys.withUnsafeBufferPointer { kb in
+                        try h.values.withUnsafeBufferPointer { vb in
+                            try out.write(
+                                head: g, key: kb, value: vb, position: h.position, merged: h.merged, slotOf: h.slotOf)
+                        }
+                    }
+                }
+            }
+            return .init(
+                index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
+                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
+                kvBytesOut: kept * bytesPerSlot)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// Fidelity of one layer, every kv head in parallel: the dump's full-prompt attention (the
+/// reference) and a compressed layer's against it. What report (a cache from a file) and sweep
+/// (settings computed in memory) share.
+enum LayerFidelity {
+    /// The dump's side of fidelity for one layer (full-prompt attention of every query head), every
+    /// kv head in parallel: what `measure` compares against, for any number of settings.
+    static func references(input: LayerInput, queries: FidelityQueries, dump: DumpReader, workspaces: [Workspace])
+        throws -> [[Fidelity.Reference]?]
+    {
+        let s = dump.shape
+        let D = s.headDim
+        let group = s.groupSize
+        return try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
+            let ws = workspaces[worker]
+            let k = try input.keys(head: g, ws)
+            let v = try input.values(head: g, ws)
+            return queries.reference(
+                heads: g * group..<(g + 1) * group, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws
+            )
+        }
+    }
+
+    /// Fidelity of one layer's compressed heads against the dump's, every kv head in parallel.
+    /// `references` (from `references(...)`) saves recomputing the full attention per setting.
+    static func measure(
+        layer i: Int, input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
+        heads: [CompressedHead], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator,
+        check: (@Sendable (Int, CompressedHead, UnsafeBufferPointer<Float>) throws -> Void)? = nil
+    ) throws {
+        let s = dump.shape
+        let D = s.headDim
+        let group = s.groupSize
+        acc.source = queries.source
+        let scale = dump.attnScale
+        let results = try Parallel.map(s.numKVHeads, threads: workspaces.count) {
+            g, worker -> (
+                [HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
+            ) in
+            let ws = workspaces[worker]
+            let k = try input.keys(head: g, ws)
+            let v = try input.values(head: g, ws)
+            try check?(g, heads[g], k)
+            let queryHeads = g * group..<(g + 1) * group
+            let reference =
+                references?[g]
+                ?? queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: scale, workspace: ws)
+            let perQuery = queries.measure(
+                heads: queryHeads, reference: reference, headDim: D, scale: scale,
+                compressed: heads[g], modality: dump.tokens.modality, workspace: ws)
+            return (perQuery, Fidelity.shift(head: heads[g], keys: k, values: v, D: D))
+        }
+        for (g, r) in results.enumerated() {
+            for (j, f) in r.0.enumerated() { acc.add(layer: i, head: g * group + j, f) }
+            acc.addShift(layer: i, kvHead: g, r.1)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+/// `--variant`: the clean definitions of docs/method.md (paper) or the authors' code bit for bit (reference).
+public enum Variant: String, CaseIterable, Sendable {
+    case paper, reference
+}
+
+/// How a kv head's score aggregates its query heads under grouped-query attention.
+public enum GQAAggregation: String, CaseIterable, Sendable {
+    case mean, max, sum
+}
+
+/// One compression method, resolved: a selector value and a merge value (each with its own
+/// parameters), the budget, and the variant. `Method.resolve` makes one from the command line.
+public struct Method: Sendable {
+    let selector: any Selector
+    let merge: any Merge
+    public let variant: Variant
+    public let budget: Budget
+
+    init(selector: any Selector, merge: any Merge, variant: Variant = .paper, budget: Budget = .paperDefault) {
+        self.selector = selector
+        self.merge = merge
+        self.variant = variant
+        self.budget = budget
+    }
+
+    public var selectorName: String { type(of: selector).name }
+    public var mergeName: String { type(of: merge).name }
+
+    /// The docs/method.md section 5 name of this selector and merge, if they form one.
+    public var name: String? {
+        Self.named.first { $0.selector == selectorName && $0.merge == mergeName }?.name
+    }
+
+    /// Methods users name (docs/method.md section 5): selector and merge.
+    public static let named: [(name: String, selector: String, merge: String)] = [
+        ("lookm", "text-prior", "pivot"), ("lookm-avg", "text-prior", "avg"),
+        ("lookm-weighted", "text-prior", "weighted"),
+        ("text-prior", "text-prior", "none"), ("h2o", "h2o", "none"), ("snapkv", "snapkv", "none"),
+        ("streaming", "streaming", "none"), ("random", "random", "none"), ("knorm", "knorm", "none"),
+        ("full", "full", "none"),
+    ]
+
+    /// Combinations the authors' code has (`--variant reference`).
+    static let referencePairs: Set<[String]> = [
+        ["text-prior", "pivot"], ["text-prior", "avg"], ["text-prior", "weighted"], ["text-prior", "none"],
+        ["h2o", "pivot"], ["h2o", "avg"], ["h2o", "weighted"], ["h2o", "none"], ["snapkv", "none"],
+    ]
+
+    /// The `method` attribute (docs/format.md): canonical JSON of everything that shaped the cache,
+    /// the codec it is stored with included. `gqa` says whether the dump groups query heads (only
+    /// then does `gqa_agg` matter).
+    public func canonicalJSON(gqa: Bool, codec: Codec) -> String {
+        var o = selector.parameters(gqa: gqa)
+        o["selector"] = .string(selectorName)
+        o["merge"] = .string(mergeName)
+        o["variant"] = .string(variant.rawValue)
+        if let name { o["method"] = .string(name) }
+        o.merge(budget.parameters) { _, b in b }
+        o["codec"] = .string(codec.name)
+        if let level = codec.level { o["level"] = .int(level) }
+        return CanonicalJSON.encode(o)
+    }
+}

@@ -1,0 +1,69 @@
+/// The method flags of `compress` as given (nil: not given), before they are resolved.
+public struct MethodOptions: Sendable {
+    public var method: String?
+    public var selector: String?
+    public var merge: String?
+    public var variant: Variant = .paper
+    public var budget: BudgetOptions = BudgetOptions()
+    public var selectorFlags: SelectorFlags = SelectorFlags()
+
+    public init(
+        method: String? = nil, selector: String? = nil, merge: String? = nil, variant: Variant = .paper,
+        budget: BudgetOptions = BudgetOptions(), selectorFlags: SelectorFlags = SelectorFlags()
+    ) {
+        self.method = method
+        self.selector = selector
+        self.merge = merge
+        self.variant = variant
+        self.budget = budget
+        self.selectorFlags = selectorFlags
+    }
+}
+
+extension Method {
+    /// Resolves the command line (docs/method.md sections 3 and 5) into a method; every
+    /// contradiction is a usage error that says what to type instead.
+    public static func resolve(_ options: MethodOptions) throws -> Method {
+        var pair = (selector: "text-prior", merge: "pivot")
+        if let method = options.method {
+            guard let m = named.first(where: { $0.name == method }) else {
+                throw LookMError.usage(
+                    "unknown method '\(method)'; use one of \(named.map(\.name).joined(separator: ", "))")
+            }
+            pair = (options.selector ?? m.selector, options.merge ?? m.merge)
+        } else if let selector = options.selector {
+            pair = (selector, options.merge ?? "none")
+        } else if let merge = options.merge {
+            pair.merge = merge
+        }
+        // Names first: an unknown name is the first thing to fix, before any flag of the selector.
+        guard SelectorRegistry.type(named: pair.selector) != nil else {
+            throw LookMError.usage(
+                "unknown selector '\(pair.selector)'; use one of \(SelectorRegistry.names.joined(separator: ", "))")
+        }
+        let merge = try MergeRegistry.make(pair.merge)
+        let budget = try options.budget.resolve()
+        let selector = try SelectorRegistry.make(
+            pair.selector, options.selectorFlags, variant: options.variant, merge: merge)
+        let method = Method(selector: selector, merge: merge, variant: options.variant, budget: budget)
+        if options.variant == .reference { try method.requireOfficial() }
+        return method
+    }
+
+    /// `--variant reference` exists only for what the authors' code runs.
+    private func requireOfficial() throws {
+        guard Self.referencePairs.contains([selectorName, mergeName]) else {
+            let exist =
+                Self.named.filter { Self.referencePairs.contains([$0.selector, $0.merge]) }.map(\.name)
+                + ["--selector h2o --merge pivot|avg|weighted"]
+            throw LookMError.usage(
+                "--variant reference exists only for the official modes: \(exist.joined(separator: ", ")); use --variant paper for '\(selectorName)' with '\(mergeName)'"
+            )
+        }
+        guard case .ratios = budget else {
+            throw LookMError.usage(
+                "--variant reference takes --hh-ratio and --recent-ratio (the official code's budget); drop --budget/--keep"
+            )
+        }
+    }
+}

@@ -1,0 +1,4 @@
+/// Output formats of `report` and `sweep` (docs/report.md).
+public enum OutputFormat: String, CaseIterable, Sendable {
+    case table, json, csv
+}
