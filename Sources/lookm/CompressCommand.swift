@@ -13,7 +13,8 @@ struct CompressCommand: ParsableCommand {
             lookm-weighted, text-prior, h2o, snapkv, streaming, random, knorm, full. --selector \
             (text-prior, h2o, snapkv, streaming, random, knorm, full) and --merge (none, avg, pivot, \
             weighted) compose freely and replace that half of --method. Budget: --hh-ratio and \
-            --recent-ratio (default 0.1 each), or --budget B (keep floor(L*B) tokens), or --keep N. \
+            --recent-ratio (default 0.1 each), or --budget B (keep floor(L*B) tokens), or --keep N; \
+            --allocation pyramid spreads --budget or --keep over the layers (docs/method.md section 8). \
             --variant reference reproduces the authors' implementation bit for bit (official modes \
             only). A summary line goes to stderr; --json prints the per-layer facts on stdout.
 
@@ -56,6 +57,16 @@ struct CompressCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "snapkv: pooling kernel width, odd (default 7).") var kernel: Int?
     @Option(parsing: .unconditional, help: "streaming: attention sinks kept at the start (default 4).") var sinks: Int?
     @Option(parsing: .unconditional, help: "random: the seed (default 0).") var seed: UInt64?
+    @Option(help: "How the budget is spread over the layers: uniform (default) or pyramid (PyramidKV).")
+    var allocation: String?
+    @Option(
+        name: .customLong("pyramid-beta"), parsing: .unconditional,
+        help: "pyramid: the first layer keeps about 2n - n/beta tokens, the last n/beta (default 20).")
+    var pyramidBeta: Int?
+    @Option(
+        name: .customLong("pyramid-window"), parsing: .unconditional,
+        help: "pyramid: kvpress's window W; no layer keeps fewer than W tokens, or more than L - W (default 64).")
+    var pyramidWindow: Int?
     @Option(help: "Codec of the cache's tensors (default: zstd).") var codec: CodecName = .zstd
     @Option(parsing: .unconditional, help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
     @Option(
@@ -92,7 +103,9 @@ struct CompressCommand: ParsableCommand {
             MethodOptions(
                 method: self.method, selector: selector, merge: merge, variant: variant,
                 budget: BudgetOptions(hhRatio: hhRatio, recentRatio: recentRatio, budget: budget, keep: keep),
-                selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed)))
+                selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed),
+                allocation: allocation,
+                allocationFlags: AllocationFlags(pyramidBeta: pyramidBeta, pyramidWindow: pyramidWindow)))
         let codec = try Codec.parse(codec.rawValue, level: level)
         let threads = try Parallel.workers(threads, flag: "--threads")
         if batch.isBatch {

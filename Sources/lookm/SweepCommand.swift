@@ -23,7 +23,7 @@ struct SweepCommand: ParsableCommand {
 
     @OptionGroup var batch: BatchFlags
 
-    @Option(help: "Comma-separated methods of docs/method.md section 5.")
+    @Option(help: "Comma-separated methods of docs/method.md section 5, each optionally +ALLOCATION (lookm+pyramid).")
     var methods = Sweeper.defaultMethods.joined(separator: ",")
     @Option(help: "Comma-separated budgets (shares of the prompt to keep).")
     var budgets = Sweeper.defaultBudgets.map { "\($0)" }.joined(separator: ",")

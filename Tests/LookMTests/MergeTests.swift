@@ -15,7 +15,7 @@ import Testing
             MethodOptions(
                 selector: "h2o", merge: merge, variant: variant, budget: BudgetOptions(hhRatio: 0.2, recentRatio: 0.2)))
         let context = LayerContext(
-            method: method, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
+            method: method, layer: 0, layers: 1, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
         let m = method.merge
         return try keys.withUnsafeBufferPointer { kb in
             try values.withUnsafeBufferPointer { vb in
@@ -89,7 +89,7 @@ import Testing
                 selector: "h2o", merge: "avg", variant: .reference,
                 budget: BudgetOptions(hhRatio: 0.2, recentRatio: 0.2)))
         let context = LayerContext(
-            method: method, layer: 0, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
+            method: method, layer: 0, layers: 1, modality: [Modality](repeating: .image, count: 5), groupSize: 1)
         let p = AverageMerge().participants([plan], context)!
         #expect(p == [[false, true, false]])
         let c = AverageMerge().contributions(plan, participants: p[0], context)

@@ -17,7 +17,7 @@ private let I = Modality.image
                 selector: selector, merge: merge, variant: variant,
                 budget: BudgetOptions(hhRatio: hh, recentRatio: recent),
                 selectorFlags: SelectorFlags(gqaAgg: gqa, window: window, kernel: kernel, sinks: sinks)))
-        return LayerContext(method: method, layer: 0, modality: modality, groupSize: group)
+        return LayerContext(method: method, layer: 0, layers: 1, modality: modality, groupSize: group)
     }
 
     static func select(

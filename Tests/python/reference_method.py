@@ -18,6 +18,22 @@ def split_budget(L, hh_ratio=0.1, recent_ratio=0.1, budget=None, keep=None):
     return int(L * hh_ratio), int(L * recent_ratio)
 
 
+
+def pyramid_keep(L, layers, n, beta=20, window=64):
+    """Tokens each layer keeps under PyramidKV (docs/method.md section 8), as kvpress's
+    PyramidKVPress.get_layer_budget computes them: `n` is the uniform keep (L * budget, unrounded),
+    Python floats and Python's round (half to even)."""
+    capacity = window + n
+    least = (capacity - window) / beta
+    most = (capacity - window) * 2 - least
+    if most >= L - window:
+        most = L - window
+        least = (capacity - window) * 2 - most
+    if layers < 2 or not (L >= most >= least >= window):
+        return [round(n)] * layers
+    steps = (most - least) / (layers - 1)
+    return [round(most - i * steps) for i in range(layers)]
+
 def top(values, k, candidates):
     """The k candidates with the largest values, ties to the lower position."""
     order = sorted(candidates, key=lambda t: (-float(values[t]), t))

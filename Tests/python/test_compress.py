@@ -44,13 +44,14 @@ def compress(dump, out, *flags):
     return out
 
 
-def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean", budget=()):
+def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean", budget=(), keeps=None):
+    """`keeps`: tokens per layer (an allocation), split 1:1; else `budget` in every layer."""
     amb = ref.Ambiguity()
     with h5py.File(dump, "r") as f, h5py.File(cache, "r") as c:
         modality = f["tokens/modality"][:]
         L, H, G = f.attrs["seq_len"], f.attrs["num_heads"], f.attrs["num_kv_heads"]
-        hh, recent = ref.split_budget(L, **dict(budget))
         for i in range(f.attrs["num_layers"]):
+            hh, recent = ref.split_budget(L, keep=keeps[i]) if keeps else ref.split_budget(L, **dict(budget))
             layer = {name: as_float(f[f"layers/{i}/{name}"]) for name in f[f"layers/{i}"]}
             out = c[f"layers/{i}"]
             for g in range(G):
@@ -259,6 +260,11 @@ def test_method_attribute_is_canonical(lookm, dumps, tmp_path):
     (["--variant", "reference", "--budget", "0.2"], ["--variant reference", "--budget"]),
     (["--json", "-o", "-"], ["--json"]),
     (["--variant", "best"], ["best"]),
+    (["--allocation", "pyramid"], ["--allocation pyramid", "--budget"]),
+    (["--allocation", "steep", "--budget", "0.2"], ["unknown allocation 'steep'", "pyramid"]),
+    (["--pyramid-beta", "3", "--budget", "0.2"], ["--pyramid-beta", "--allocation pyramid"]),
+    (["--allocation", "pyramid", "--budget", "0.2", "--pyramid-beta", "0"], ["--pyramid-beta 0"]),
+    (["--variant", "reference", "--allocation", "pyramid"], ["--variant reference"]),
 ])
 def test_usage_errors(lookm, tmp_path, args, words):
     p = run("compress", FIXTURES / "llava-mini.h5", *(["-o", tmp_path / "c.h5"] if "-o" not in args else []), *args)

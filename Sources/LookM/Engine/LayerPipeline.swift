@@ -53,7 +53,7 @@ struct LayerPipeline {
         var input = try LayerInput(layer, buffers: buffers)
         for i in 0..<s.numLayers {
             let context = LayerContext(
-                method: method, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+                method: method, layer: i, layers: s.numLayers, modality: dump.tokens.modality, groupSize: s.groupSize)
             let kept =
                 try layer.slidingWindow.map { LayerResult.window(start: layer.windowStart ?? 0, size: $0) }
                 ?? compressor.prepare(input, layer: layer, dump: dump, context: context, threads: workspaces.count).map

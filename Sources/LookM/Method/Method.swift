@@ -9,18 +9,34 @@ public enum GQAAggregation: String, CaseIterable, Sendable {
 }
 
 /// One compression method, resolved: a selector value and a merge value (each with its own
-/// parameters), the budget, and the variant. `Method.resolve` makes one from the command line.
+/// parameters), the budget, how it is spread over the layers, and the variant.
+/// `Method.resolve` makes one from the command line.
 public struct Method: Sendable {
     let selector: any Selector
     let merge: any Merge
     public let variant: Variant
     public let budget: Budget
+    let allocation: any LayerAllocation
 
-    init(selector: any Selector, merge: any Merge, variant: Variant = .paper, budget: Budget = .paperDefault) {
+    init(
+        selector: any Selector, merge: any Merge, variant: Variant = .paper, budget: Budget = .paperDefault,
+        allocation: any LayerAllocation = UniformAllocation()
+    ) {
         self.selector = selector
         self.merge = merge
         self.variant = variant
         self.budget = budget
+        self.allocation = allocation
+    }
+
+    public var allocationName: String { type(of: allocation).name }
+
+    /// Heavy hitters and recent tokens of layer `layer` of `layers` (docs/method.md sections 2 and 8):
+    /// the budget's own split under `uniform`, else the allocation's count split 1:1.
+    func split(layer: Int, layers: Int, length: Int) -> (hh: Int, recent: Int) {
+        guard !(allocation is UniformAllocation) else { return budget.split(length: length) }
+        return Budget.keep(allocation.keep(layer: layer, layers: layers, length: length, budget: budget))
+            .split(length: length)
     }
 
     public var selectorName: String { type(of: selector).name }
@@ -56,6 +72,7 @@ public struct Method: Sendable {
         o["variant"] = .string(variant.rawValue)
         if let name { o["method"] = .string(name) }
         o.merge(budget.parameters) { _, b in b }
+        o.merge(allocation.parameters) { _, a in a }
         o["codec"] = .string(codec.name)
         if let level = codec.level { o["level"] = .int(level) }
         return CanonicalJSON.encode(o)

@@ -10,11 +10,11 @@ struct LayerContext: Sendable {
     /// Query heads per kv head.
     let groupSize: Int
 
-    init(method: Method, layer: Int, modality: [Modality], groupSize: Int) {
+    init(method: Method, layer: Int, layers: Int, modality: [Modality], groupSize: Int) {
         self.method = method
         self.layer = layer
         self.length = modality.count
-        (hh, recent) = method.budget.split(length: modality.count)
+        (hh, recent) = method.split(layer: layer, layers: layers, length: modality.count)
         self.modality = modality
         self.groupSize = groupSize
     }

@@ -6,11 +6,16 @@ public struct MethodOptions: Sendable {
     public var variant: Variant = .paper
     public var budget: BudgetOptions = BudgetOptions()
     public var selectorFlags: SelectorFlags = SelectorFlags()
+    public var allocation: String?
+    public var allocationFlags: AllocationFlags = AllocationFlags()
 
     public init(
         method: String? = nil, selector: String? = nil, merge: String? = nil, variant: Variant = .paper,
-        budget: BudgetOptions = BudgetOptions(), selectorFlags: SelectorFlags = SelectorFlags()
+        budget: BudgetOptions = BudgetOptions(), selectorFlags: SelectorFlags = SelectorFlags(),
+        allocation: String? = nil, allocationFlags: AllocationFlags = AllocationFlags()
     ) {
+        self.allocation = allocation
+        self.allocationFlags = allocationFlags
         self.method = method
         self.selector = selector
         self.merge = merge
@@ -45,7 +50,20 @@ extension Method {
         let budget = try options.budget.resolve()
         let selector = try SelectorRegistry.make(
             pair.selector, options.selectorFlags, variant: options.variant, merge: merge)
-        let method = Method(selector: selector, merge: merge, variant: options.variant, budget: budget)
+        let allocation = try AllocationRegistry.make(
+            options.allocation ?? UniformAllocation.name, options.allocationFlags)
+        if options.variant == .reference && !(allocation is UniformAllocation) {
+            throw LookMError.usage(
+                "--variant reference reproduces the authors' code, which keeps the same budget in every layer; drop --allocation"
+            )
+        }
+        if !(allocation is UniformAllocation), case .ratios = budget {
+            throw LookMError.usage(
+                "--allocation \(type(of: allocation).name) spreads one budget over the layers: give it as --budget B or --keep N, not --hh-ratio/--recent-ratio"
+            )
+        }
+        let method = Method(
+            selector: selector, merge: merge, variant: options.variant, budget: budget, allocation: allocation)
         if options.variant == .reference { try method.requireOfficial() }
         return method
     }

@@ -59,11 +59,21 @@ public enum Sweeper {
         }
         return try methods.flatMap { m in
             try budgets.map { b in
-                SweepSetting(
-                    name: m, budget: b,
-                    method: try Method.resolve(MethodOptions(method: m, budget: BudgetOptions(budget: b))))
+                SweepSetting(name: m, budget: b, method: try method(m, budget: b))
             }
         }
+    }
+
+    /// A `--methods` entry: a method of docs/method.md section 5, optionally `+ALLOCATION`
+    /// (`lookm+pyramid`).
+    static func method(_ entry: String, budget: Double) throws -> Method {
+        let parts = entry.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 2 && (parts[0].isEmpty || parts[1].isEmpty) {
+            throw LookMError.usage("--methods: '\(entry)' is not METHOD or METHOD+ALLOCATION; e.g. lookm+pyramid")
+        }
+        return try Method.resolve(
+            MethodOptions(
+                method: parts[0], budget: BudgetOptions(budget: budget), allocation: parts.count == 2 ? parts[1] : nil))
     }
 
     public static func run(
@@ -113,7 +123,8 @@ public enum Sweeper {
                 source = queries.source
                 let contexts = settings.map {
                     LayerContext(
-                        method: $0.method, layer: i, modality: dump.tokens.modality, groupSize: s.groupSize)
+                        method: $0.method, layer: i, layers: s.numLayers, modality: dump.tokens.modality,
+                        groupSize: s.groupSize)
                 }
                 if writers == nil && HeadwiseSweep.applies(compressors, contexts) {
                     results = try HeadwiseSweep.run(
