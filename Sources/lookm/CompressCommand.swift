@@ -49,6 +49,10 @@ struct CompressCommand: ParsableCommand {
         parsing: .unconditional,
         help: "Keep this share of the prompt, split 1:1 between heavy hitters and recent tokens.") var budget: Double?
     @Option(parsing: .unconditional, help: "Keep this many tokens, split 1:1.") var keep: Int?
+    @Option(
+        parsing: .unconditional,
+        help: "With --budget or --keep: the recent window is this many tokens (not half the budget).")
+    var recent: Int?
     @Option(help: "paper (the clean definitions) or reference (the authors' code, bit for bit).") var variant: Variant =
         .paper
     @Option(name: .customLong("gqa-agg"), help: "How a kv head aggregates its query heads' scores (default: mean).")
@@ -102,7 +106,8 @@ struct CompressCommand: ParsableCommand {
         let method = try Method.resolve(
             MethodOptions(
                 method: self.method, selector: selector, merge: merge, variant: variant,
-                budget: BudgetOptions(hhRatio: hhRatio, recentRatio: recentRatio, budget: budget, keep: keep),
+                budget: BudgetOptions(
+                    hhRatio: hhRatio, recentRatio: recentRatio, budget: budget, keep: keep, recent: recent),
                 selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed),
                 allocation: allocation,
                 allocationFlags: AllocationFlags(pyramidBeta: pyramidBeta, pyramidWindow: pyramidWindow)))

@@ -44,18 +44,21 @@ def compress(dump, out, *flags):
     return out
 
 
-def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean", budget=(), keeps=None):
-    """`keeps`: tokens per layer (an allocation), split 1:1; else `budget` in every layer."""
+def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean", budget=(), keeps=None, recent=None):
+    """`keeps`: tokens per layer (an allocation), split 1:1 or with `recent` fixed; else `budget`."""
     amb = ref.Ambiguity()
     with h5py.File(dump, "r") as f, h5py.File(cache, "r") as c:
         modality = f["tokens/modality"][:]
         L, H, G = f.attrs["seq_len"], f.attrs["num_heads"], f.attrs["num_kv_heads"]
         for i in range(f.attrs["num_layers"]):
-            hh, recent = ref.split_budget(L, keep=keeps[i]) if keeps else ref.split_budget(L, **dict(budget))
+            n = keeps[i] if keeps else sum(ref.split_budget(L, **dict(budget)))
+            hh, r = ref.split_budget(L, keep=n) if keeps or recent is not None else ref.split_budget(L, **dict(budget))
+            if recent is not None:
+                hh, r = n - min(recent, n), min(recent, n)
             layer = {name: as_float(f[f"layers/{i}/{name}"]) for name in f[f"layers/{i}"]}
             out = c[f"layers/{i}"]
             for g in range(G):
-                kept = ref.select(selector, layer, g, modality, hh, recent, H // G, gqa_agg=gqa_agg,
+                kept = ref.select(selector, layer, g, modality, hh, r, H // G, gqa_agg=gqa_agg,
                                   scale=f.attrs["attn_scale"])
                 assert list(out["position"][g]) == kept, (i, g)
                 k, v, merged, slot_of = ref.merge(merge, kept, layer["key"][g], layer["value"][g],
@@ -94,6 +97,67 @@ def test_budget_forms_match_numpy(lookm, dumps, tmp_path, flags, budget):
     cache = compress(dumps["float16"], tmp_path / "c.h5", *flags)
     check_against_reference(dumps["float16"], cache, "text-prior", "pivot", "float16", budget=budget.items())
 
+
+@pytest.mark.parametrize("flags,layers,n,beta,window", [
+    (["--budget", "0.5", "--pyramid-beta", "4", "--pyramid-window", "8"], 2, 120 * 0.5, 4, 8),
+    (["--keep", "25", "--pyramid-beta", "2", "--pyramid-window", "4"], 2, 25, 2, 4),  # 37.5 and 12.5: half to even
+    (["--budget", "0.3", "--pyramid-beta", "3", "--pyramid-window", "4"], 5, 120 * 0.3, 3, 4),
+    (["--budget", "0.7", "--pyramid-beta", "3", "--pyramid-window", "4"], 5, 120 * 0.7, 3, 4),  # capped at L - W
+    (["--budget", "0.2"], 2, 120 * 0.2, 20, 64),  # kvpress's fallback: uniform, round(n)
+])
+@pytest.mark.parametrize("method,selector,merge", [("lookm", "text-prior", "pivot"), ("snapkv", "snapkv", "none"),
+                                                   ("h2o", "h2o", "none")])
+def test_pyramid_allocation_matches_numpy(lookm, tmp_path, flags, layers, n, beta, window, method, selector, merge):
+    dump = synth(tmp_path / "d.h5", *SHAPE, "--layers", str(layers), "--heads", "4", "--seed", "21")
+    cache = compress(dump, tmp_path / "c.h5", "--method", method, "--allocation", "pyramid", *flags)
+    keeps = ref.pyramid_keep(120, layers, n, beta, window)
+    with h5py.File(cache, "r") as c:
+        assert [c[f"layers/{i}/position"].shape[1] for i in range(layers)] == keeps
+        m = json.loads(c.attrs["method"])
+        assert (m["allocation"], m["pyramid_beta"], m["pyramid_window"]) == ("pyramid", beta, window)
+    check_against_reference(dump, cache, selector, merge, "float16", keeps=keeps)
+
+
+def test_pyramid_reference_is_not_trivial():
+    """The NumPy schedule falls, rounds half to even, caps at L - W, and falls back as documented."""
+    assert ref.pyramid_keep(120, 2, 60.0, 4, 8) == [105, 15]
+    assert ref.pyramid_keep(120, 2, 25, 2, 4) == [38, 12]
+    assert ref.pyramid_keep(120, 5, 84.0, 3, 4) == [116, 100, 84, 68, 52]  # most capped at L - W
+    assert ref.pyramid_keep(120, 2, 24.0, 20, 64) == [24, 24]
+
+
+@pytest.mark.parametrize("flags,keeps,recent", [
+    (["--budget", "0.5", "--recent", "8"], [60, 60], 8),
+    (["--keep", "30", "--recent", "50"], [30, 30], 50),  # the window is at most the budget
+    (["--budget", "0.5", "--recent", "8", "--allocation", "pyramid", "--pyramid-beta", "4", "--pyramid-window", "8"],
+     [105, 15], 8),
+])
+@pytest.mark.parametrize("method,selector,merge", [("lookm", "text-prior", "pivot"), ("snapkv", "snapkv", "none")])
+def test_fixed_recent_window_matches_numpy(lookm, tmp_path, flags, keeps, recent, method, selector, merge):
+    dump = synth(tmp_path / "d.h5", *SHAPE, "--heads", "4", "--seed", "23")
+    cache = compress(dump, tmp_path / "c.h5", "--method", method, *flags)
+    with h5py.File(cache, "r") as c:
+        assert [c[f"layers/{i}/position"].shape[1] for i in range(2)] == keeps
+        assert json.loads(c.attrs["method"])["recent"] == recent
+    check_against_reference(dump, cache, selector, merge, "float16", keeps=keeps, recent=recent)
+
+
+def test_uniform_allocation_is_the_default_and_leaves_the_bytes(lookm, dumps, tmp_path):
+    a = compress(dumps["float16"], tmp_path / "a.h5", "--budget", "0.3")
+    b = compress(dumps["float16"], tmp_path / "b.h5", "--budget", "0.3", "--allocation", "uniform")
+    assert a.read_bytes() == b.read_bytes()
+    with h5py.File(a, "r") as c:
+        assert "allocation" not in json.loads(c.attrs["method"])
+
+
+def test_sweep_takes_allocations(lookm, tmp_path):
+    dump = synth(tmp_path / "d.h5", *SHAPE, "--layers", "3", "--heads", "4", "--seed", "22")
+    p = run("sweep", dump, "--methods", "lookm,lookm+pyramid,h2o+uniform", "--budgets", "0.5", "--format", "json",
+            check=0)
+    rows = {r["method"]: r for r in json.loads(p.stdout)["rows"]}
+    assert set(rows) == {"lookm", "lookm+pyramid", "h2o+uniform"}
+    # 3 layers at n = 60 with beta 20, W 64: least = 3 < W, so kvpress's fallback keeps round(60) everywhere.
+    assert rows["lookm+pyramid"]["kept_fraction"] == rows["lookm"]["kept_fraction"] == 0.5
 
 def test_scores_from_queries_equal_scores_from_attn_score(lookm, dumps, tmp_path):
     no_scores = tmp_path / "q.h5"
@@ -265,6 +329,8 @@ def test_method_attribute_is_canonical(lookm, dumps, tmp_path):
     (["--pyramid-beta", "3", "--budget", "0.2"], ["--pyramid-beta", "--allocation pyramid"]),
     (["--allocation", "pyramid", "--budget", "0.2", "--pyramid-beta", "0"], ["--pyramid-beta 0"]),
     (["--variant", "reference", "--allocation", "pyramid"], ["--variant reference"]),
+    (["--recent", "8"], ["--recent", "--budget or --keep"]),
+    (["--budget", "0.2", "--recent", "-1"], ["--recent -1"]),
 ])
 def test_usage_errors(lookm, tmp_path, args, words):
     p = run("compress", FIXTURES / "llava-mini.h5", *(["-o", tmp_path / "c.h5"] if "-o" not in args else []), *args)

@@ -65,12 +65,17 @@ public struct BudgetOptions: Sendable {
     public var recentRatio: Double?
     public var budget: Double?
     public var keep: Int?
+    /// `--recent N`: with `budget` or `keep`, the recent window's size instead of half the budget.
+    public var recent: Int?
 
-    public init(hhRatio: Double? = nil, recentRatio: Double? = nil, budget: Double? = nil, keep: Int? = nil) {
+    public init(
+        hhRatio: Double? = nil, recentRatio: Double? = nil, budget: Double? = nil, keep: Int? = nil, recent: Int? = nil
+    ) {
         self.hhRatio = hhRatio
         self.recentRatio = recentRatio
         self.budget = budget
         self.keep = keep
+        self.recent = recent
     }
 
     /// The one form given (the paper's ratios when none is), validated.
@@ -88,6 +93,14 @@ public struct BudgetOptions: Sendable {
             b = .ratios(hh: hhRatio ?? 0.1, recent: recentRatio ?? 0.1)
         }
         try b.validate()
+        if let recent {
+            guard budget != nil || keep != nil else {
+                throw LookMError.usage(
+                    "--recent sizes the recent window of a --budget or --keep budget; give one of them (the ratios already set it with --recent-ratio)"
+                )
+            }
+            guard recent >= 0 else { throw LookMError.usage("--recent \(recent): must not be negative") }
+        }
         return b
     }
 }

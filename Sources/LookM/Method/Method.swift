@@ -17,26 +17,35 @@ public struct Method: Sendable {
     public let variant: Variant
     public let budget: Budget
     let allocation: any LayerAllocation
+    /// `--recent N`: the recent window of every layer is `min(N, kept)` instead of half the budget.
+    public let recent: Int?
 
     init(
         selector: any Selector, merge: any Merge, variant: Variant = .paper, budget: Budget = .paperDefault,
-        allocation: any LayerAllocation = UniformAllocation()
+        allocation: any LayerAllocation = UniformAllocation(), recent: Int? = nil
     ) {
         self.selector = selector
         self.merge = merge
         self.variant = variant
         self.budget = budget
         self.allocation = allocation
+        self.recent = recent
     }
 
     public var allocationName: String { type(of: allocation).name }
 
     /// Heavy hitters and recent tokens of layer `layer` of `layers` (docs/method.md sections 2 and 8):
-    /// the budget's own split under `uniform`, else the allocation's count split 1:1.
+    /// the budget's own split under `uniform`, else the allocation's count split 1:1; with
+    /// `--recent N` the recent window is N tokens (at most the layer's count) and the rest heavy hitters.
     func split(layer: Int, layers: Int, length: Int) -> (hh: Int, recent: Int) {
-        guard !(allocation is UniformAllocation) else { return budget.split(length: length) }
-        return Budget.keep(allocation.keep(layer: layer, layers: layers, length: length, budget: budget))
-            .split(length: length)
+        let split =
+            allocation is UniformAllocation
+            ? budget.split(length: length)
+            : Budget.keep(allocation.keep(layer: layer, layers: layers, length: length, budget: budget))
+                .split(length: length)
+        guard let recent else { return split }
+        let n = split.hh + split.recent
+        return (n - min(recent, n), min(recent, n))
     }
 
     public var selectorName: String { type(of: selector).name }
@@ -73,6 +82,7 @@ public struct Method: Sendable {
         if let name { o["method"] = .string(name) }
         o.merge(budget.parameters) { _, b in b }
         o.merge(allocation.parameters) { _, a in a }
+        if let recent { o["recent"] = .int(recent) }
         o["codec"] = .string(codec.name)
         if let level = codec.level { o["level"] = .int(level) }
         return CanonicalJSON.encode(o)

@@ -63,7 +63,8 @@ extension Method {
             )
         }
         let method = Method(
-            selector: selector, merge: merge, variant: options.variant, budget: budget, allocation: allocation)
+            selector: selector, merge: merge, variant: options.variant, budget: budget, allocation: allocation,
+            recent: options.budget.recent)
         if options.variant == .reference { try method.requireOfficial() }
         return method
     }
