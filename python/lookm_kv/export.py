@@ -151,7 +151,6 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
     ids[modality == 1] = -1
     mods = _attention_modules(model)
     window = min(window, L)
-    state = {"mode": "prefill", "probe_q": {m.layer_idx: [] for m in mods}, "full_kv": {}}
 
     with h5py.File(path, "w") as f:
         H = text_cfg.num_attention_heads
@@ -163,68 +162,24 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
         f["tokens/modality"] = modality
         f["tokens/segment"] = segment
         f["tokens/ids"] = ids
-        layers = f.create_group("layers")
-
-        def hook(mod, args, kwargs, out):
-            i = mod.layer_idx
-            q = _queries(mod, kwargs)
-            if state["mode"] == "probe":
-                state["probe_q"][i].append(q[:, -1:])
-                return (out[0], None)
-            g = layers.require_group(str(i))
-            sliding = getattr(mod, "sliding_window", None)
-            if sliding is not None and sliding - 1 < L:
-                # The cache will hold only the last sliding - 1 positions: record every position's
-                # keys and values (as the layer computed them) and the window (sliding-window).
-                state["full_kv"][i] = _keys_values(mod, kwargs)
-                g.attrs["sliding_window"] = int(sliding)
-            weights = out[1] if len(out) > 1 else None
-            if weights is not None:
-                w = weights[0]
-                g["attn_score"] = w.double().sum(dim=1).float().numpy()
-                g["window_attn"] = w[:, -window:].float().numpy()
-            else:
-                if i in state["full_kv"]:
-                    keys = state["full_kv"][i][0]
-                else:
-                    cache = kwargs.get("cache") or kwargs.get("past_key_values")
-                    keys = cache.layers[i].keys[0] if hasattr(cache, "layers") else cache[i][0][0]
-                sums, rows = _causal_scores(q, keys[:, :L], mod.scaling, window, _allowed(kwargs.get("attention_mask"), L))
-                g["attn_score"] = sums.numpy()
-                g["window_attn"] = rows.numpy()
-            if store_query:
-                _write(g, "query", q)
-            return (out[0], None)   # drop the weights: the model keeps no attention matrices
-
-        handles = [m.register_forward_hook(hook, with_kwargs=True) for m in mods]
+        recorder = _Recorder(f.create_group("layers"), L, window, store_query)
+        handles = [m.register_forward_hook(recorder.hook, with_kwargs=True) for m in mods]
         try:
             out = model(input_ids=input_ids, pixel_values=pixel_values, use_cache=True, **model_kwargs)
             cache = _output_cache(out)
             next_position = _next_position(model, L)
             # Format version 2 with the extensions this dump needs (docs/format.md): readers that
             # do not know one refuse the file rather than misread it.
-            extensions = (["next-position"] if next_position != L else []) + (["sliding-window"] if state["full_kv"] else [])
+            extensions = (["next-position"] if next_position != L else []) + (["sliding-window"] if recorder.full_kv else [])
             if extensions:
                 f.attrs.update(format_version=2, extensions=",".join(sorted(extensions)))
             if next_position != L:
                 f.attrs["next_position"] = next_position
             for m in mods:
-                i = m.layer_idx
-                layer = cache.layers[i] if hasattr(cache, "layers") else None
-                keys = layer.keys if layer is not None else cache[i][0]
-                values = layer.values if layer is not None else cache[i][1]
-                if i in state["full_kv"]:
-                    full_k, full_v = state["full_kv"][i]
-                    held = keys.shape[2]
-                    if not (torch.equal(full_k[:, -held:], keys[0]) and torch.equal(full_v[:, -held:], values[0])):
-                        raise RuntimeError(f"layer {i}: recomputed keys/values differ from the model's sliding-window cache; "
-                                           "this model family computes them differently, which the exporter does not support")
-                    keys, values = full_k[None], full_v[None]
-                _write(layers[str(i)], "key", keys[0, :, :L])
-                _write(layers[str(i)], "value", values[0, :, :L])
+                recorder.write_keys_values(m.layer_idx, cache)
             tokens = []
             if probes > 0:
-                state["mode"] = "probe"
+                recorder.probing = True
                 token = out.logits[0, -1].argmax()
                 for step in range(probes):
                     tokens.append(int(token))
@@ -233,8 +188,76 @@ def export_dump(model, path, input_ids, pixel_values=None, *, image_token_id=Non
                     token = o.logits[0, -1].argmax()
                 f["probe/position"] = np.arange(next_position, next_position + probes, dtype=np.int64)
                 for m in mods:
-                    _write(layers[str(m.layer_idx)], "probe_query", torch.cat(state["probe_q"][m.layer_idx], dim=1))
+                    recorder.write_probe_queries(m.layer_idx)
         finally:
             for h in handles:
                 h.remove()
     return tokens
+
+
+class _Recorder:
+    """What the attention modules' forward hook records during one export: each layer's scores
+    (and queries) as the prefill computes them, the full keys and values of sliding-window layers,
+    and then the query of every probe step."""
+
+    def __init__(self, layers, L, window, store_query):
+        self.layers = layers  # the dump's /layers group
+        self.L = L
+        self.window = window
+        self.store_query = store_query
+        self.probing = False
+        self.probe_q = {}
+        self.full_kv = {}  # layer -> (keys, values) of every prompt position, for sliding-window layers
+
+    def hook(self, mod, args, kwargs, out):
+        q = _queries(mod, kwargs)
+        if self.probing:
+            self.probe_q.setdefault(mod.layer_idx, []).append(q[:, -1:])
+        else:
+            self._prefill(mod, kwargs, out, q)
+        return (out[0], None)   # drop the weights: the model keeps no attention matrices
+
+    def _prefill(self, mod, kwargs, out, q):
+        i, L, window = mod.layer_idx, self.L, self.window
+        g = self.layers.require_group(str(i))
+        sliding = getattr(mod, "sliding_window", None)
+        if sliding is not None and sliding - 1 < L:
+            # The cache will hold only the last sliding - 1 positions: record every position's
+            # keys and values (as the layer computed them) and the window (sliding-window).
+            self.full_kv[i] = _keys_values(mod, kwargs)
+            g.attrs["sliding_window"] = int(sliding)
+        weights = out[1] if len(out) > 1 else None
+        if weights is not None:
+            w = weights[0]
+            g["attn_score"] = w.double().sum(dim=1).float().numpy()
+            g["window_attn"] = w[:, -window:].float().numpy()
+        else:
+            if i in self.full_kv:
+                keys = self.full_kv[i][0]
+            else:
+                cache = kwargs.get("cache") or kwargs.get("past_key_values")
+                keys = cache.layers[i].keys[0] if hasattr(cache, "layers") else cache[i][0][0]
+            sums, rows = _causal_scores(q, keys[:, :L], mod.scaling, window, _allowed(kwargs.get("attention_mask"), L))
+            g["attn_score"] = sums.numpy()
+            g["window_attn"] = rows.numpy()
+        if self.store_query:
+            _write(g, "query", q)
+
+    def write_keys_values(self, i, cache):
+        """Layer i's prompt keys and values from the model's cache (every position for a
+        sliding-window layer, checked against what the model kept)."""
+        layer = cache.layers[i] if hasattr(cache, "layers") else None
+        keys = layer.keys if layer is not None else cache[i][0]
+        values = layer.values if layer is not None else cache[i][1]
+        if i in self.full_kv:
+            full_k, full_v = self.full_kv[i]
+            held = keys.shape[2]
+            if not (torch.equal(full_k[:, -held:], keys[0]) and torch.equal(full_v[:, -held:], values[0])):
+                raise RuntimeError(f"layer {i}: recomputed keys/values differ from the model's sliding-window cache; "
+                                   "this model family computes them differently, which the exporter does not support")
+            keys, values = full_k[None], full_v[None]
+        _write(self.layers[str(i)], "key", keys[0, :, :self.L])
+        _write(self.layers[str(i)], "value", values[0, :, :self.L])
+
+    def write_probe_queries(self, i):
+        _write(self.layers[str(i)], "probe_query", torch.cat(self.probe_q[i], dim=1))
