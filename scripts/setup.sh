@@ -37,5 +37,20 @@ if ! .venv/bin/python -m pip show -q lookm-kv >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e python
 fi
 
+# kvpress's environment (requirements-kvpress.txt): torch and the rest come from .venv through a
+# .pth file, so only kvpress, its transformers and their few own dependencies are installed.
+if [ ! -x .venv-kvpress/bin/python ]; then
+    "$python" -m venv .venv-kvpress
+fi
+site=$(.venv-kvpress/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+shared=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$shared" > "$site/lookm-shared-venv.pth"
+stamp=.venv-kvpress/.requirements-kvpress.sha
+want=$(sha256sum requirements-kvpress.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    .venv-kvpress/bin/python -m pip install -q --disable-pip-version-check -r requirements-kvpress.txt
+    echo "$want" > "$stamp"
+fi
+
 swift build -c release 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2
 echo "setup: lookm is at .build/release/lookm; the HDF5 zstd plugin for h5dump is in .build/release (HDF5_PLUGIN_PATH)" >&2

@@ -14,7 +14,8 @@ struct CompressCommand: ParsableCommand {
             (text-prior, h2o, snapkv, streaming, random, knorm, full) and --merge (none, avg, pivot, \
             weighted) compose freely and replace that half of --method. Budget: --hh-ratio and \
             --recent-ratio (default 0.1 each), or --budget B (keep floor(L*B) tokens), or --keep N; \
-            --allocation pyramid spreads --budget or --keep over the layers (docs/method.md section 8). \
+            --allocation pyramid spreads --budget or --keep over the layers and --head-allocation adakv \
+            shares each layer's among its kv heads (docs/method.md sections 8 and 9). \
             --variant reference reproduces the authors' implementation bit for bit (official modes \
             only). A summary line goes to stderr; --json prints the per-layer facts on stdout.
 
@@ -71,6 +72,14 @@ struct CompressCommand: ParsableCommand {
         name: .customLong("pyramid-window"), parsing: .unconditional,
         help: "pyramid: kvpress's window W; no layer keeps fewer than W tokens, or more than L - W (default 64).")
     var pyramidWindow: Int?
+    @Option(
+        name: .customLong("head-allocation"),
+        help: "How a layer's budget is shared among its kv heads: uniform (default) or adakv (Ada-KV).")
+    var headAllocation: String?
+    @Option(
+        name: .customLong("adakv-floor"), parsing: .unconditional,
+        help: "adakv: the share of its budget every kv head keeps by its own ranking (default 0.2).")
+    var adakvFloor: Double?
     @Option(help: "Codec of the cache's tensors (default: zstd).") var codec: CodecName = .zstd
     @Option(parsing: .unconditional, help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
     @Option(
@@ -110,7 +119,8 @@ struct CompressCommand: ParsableCommand {
                     hhRatio: hhRatio, recentRatio: recentRatio, budget: budget, keep: keep, recent: recent),
                 selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed),
                 allocation: allocation,
-                allocationFlags: AllocationFlags(pyramidBeta: pyramidBeta, pyramidWindow: pyramidWindow)))
+                allocationFlags: AllocationFlags(pyramidBeta: pyramidBeta, pyramidWindow: pyramidWindow),
+                headAllocation: headAllocation, headAllocationFlags: HeadAllocationFlags(adakvFloor: adakvFloor)))
         let codec = try Codec.parse(codec.rawValue, level: level)
         let threads = try Parallel.workers(threads, flag: "--threads")
         if batch.isBatch {

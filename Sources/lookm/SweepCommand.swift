@@ -23,7 +23,10 @@ struct SweepCommand: ParsableCommand {
 
     @OptionGroup var batch: BatchFlags
 
-    @Option(help: "Comma-separated methods of docs/method.md section 5, each optionally +ALLOCATION (lookm+pyramid).")
+    @Option(
+        help:
+            "Comma-separated methods of docs/method.md section 5, each optionally +pyramid and/or +adakv (lookm+pyramid+adakv)."
+    )
     var methods = Sweeper.defaultMethods.joined(separator: ",")
     @Option(help: "Comma-separated budgets (shares of the prompt to keep).")
     var budgets = Sweeper.defaultBudgets.map { "\($0)" }.joined(separator: ",")

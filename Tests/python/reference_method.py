@@ -20,7 +20,7 @@ def split_budget(L, hh_ratio=0.1, recent_ratio=0.1, budget=None, keep=None):
 
 
 def pyramid_keep(L, layers, n, beta=20, window=64):
-    """Tokens each layer keeps under PyramidKV (docs/method.md section 8), as kvpress's
+    """Tokens each layer keeps under PyramidKV (docs/method.md section 8), as kvpress 0.5.5's
     PyramidKVPress.get_layer_budget computes them: `n` is the uniform keep (L * budget, unrounded),
     Python floats and Python's round (half to even)."""
     capacity = window + n
@@ -29,9 +29,9 @@ def pyramid_keep(L, layers, n, beta=20, window=64):
     if most >= L - window:
         most = L - window
         least = (capacity - window) * 2 - most
-    if layers < 2 or not (L >= most >= least >= window):
-        return [round(n)] * layers
-    steps = (most - least) / (layers - 1)
+    if not (L >= most >= least >= window):
+        return [max(1, round(n))] * layers
+    steps = (most - least) / (layers - 1) if layers > 1 else 0.0
     return [round(most - i * steps) for i in range(layers)]
 
 def top(values, k, candidates):
@@ -104,6 +104,48 @@ def select(selector, layer, g, modality, hh, recent, group, gqa_agg="mean", wind
     else:
         raise ValueError(selector)
     return sorted(chosen) + recent_part
+
+
+def ranking(selector, layer, g, modality, recent, group, gqa_agg="mean", window=32, kernel=7, scale=None):
+    """How `select` ranks kv head g's old positions, as (tier, score) pairs: higher first, ties to
+    the lower position (docs/method.md section 9). None for selectors that do not rank."""
+    L = len(modality)
+    old = L - recent
+    heads = range(g * group, (g + 1) * group)
+    if selector in ("text-prior", "h2o"):
+        scores = aggregate([layer["attn_score"][h] for h in heads], gqa_agg)
+        tiers = [int(selector == "text-prior" and modality[t] == TEXT) for t in range(old)]
+        return [(tiers[t], float(scores[t])) for t in range(old)]
+    if selector == "snapkv":
+        w = min(window, L)
+        pooled = []
+        for h in heads:
+            if "window_attn" in layer and layer["window_attn"].shape[1] >= w:
+                rows = layer["window_attn"][h][-w:]
+            else:
+                rows = softmax_rows(layer["query"][h], layer["key"][g], scale, L - w)
+            pooled.append(pool(rows[:, :old].sum(axis=0), kernel))
+        return [(0, float(x)) for x in aggregate(pooled, gqa_agg)]
+    if selector == "knorm":
+        return [(0, -float(x)) for x in np.linalg.norm(layer["key"][g][:old], axis=1)]
+    return None
+
+
+def adakv_heavy_hitters(rankings, hh, recent, floor=0.2):
+    """Ada-KV's heavy hitters per kv head (docs/method.md section 9): every head keeps its own top
+    `safe`, the rest of the layer's heads * hh go to the best remaining (tier, score) of all heads,
+    ties to the lower head, then the lower position."""
+    n = hh + recent
+    protected = max(1, int(n * floor)) if floor > 0 and n > 0 else int(n * floor)
+    safe = min(hh, max(0, protected - recent))
+    counts = [safe] * len(rankings)
+    pool_ = []
+    for g, r in enumerate(rankings):
+        order = sorted(range(len(r)), key=lambda t: (-r[t][0], -r[t][1], t))
+        pool_ += [(-r[t][0], -r[t][1], g, t) for t in order[safe:]]
+    for _, _, g, _ in sorted(pool_)[:len(rankings) * (hh - safe)]:
+        counts[g] += 1
+    return counts
 
 
 class Ambiguity:

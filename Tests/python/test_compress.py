@@ -44,8 +44,18 @@ def compress(dump, out, *flags):
     return out
 
 
-def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean", budget=(), keeps=None, recent=None):
-    """`keeps`: tokens per layer (an allocation), split 1:1 or with `recent` fixed; else `budget`."""
+def head_datasets(layer, g):
+    """Kv head g's key, value, position and merged rows, in either cache layout (docs/format.md)."""
+    if "heads" in layer:
+        h = layer[f"heads/{g}"]
+        return as_float(h["key"])[0], as_float(h["value"])[0], h["position"][0], h["merged"][0]
+    return as_float(layer["key"])[g], as_float(layer["value"])[g], layer["position"][g], layer["merged"][g]
+
+
+def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean", budget=(), keeps=None, recent=None,
+                            adakv=None):
+    """`keeps`: tokens per layer (an allocation), split 1:1 or with `recent` fixed; else `budget`.
+    `adakv`: the floor of an Ada-KV head allocation."""
     amb = ref.Ambiguity()
     with h5py.File(dump, "r") as f, h5py.File(cache, "r") as c:
         modality = f["tokens/modality"][:]
@@ -57,15 +67,22 @@ def check_against_reference(dump, cache, selector, merge, dtype, gqa_agg="mean",
                 hh, r = n - min(recent, n), min(recent, n)
             layer = {name: as_float(f[f"layers/{i}/{name}"]) for name in f[f"layers/{i}"]}
             out = c[f"layers/{i}"]
+            hhs = [hh] * G
+            if adakv is not None:
+                rankings = [ref.ranking(selector, layer, g, modality, r, H // G, gqa_agg=gqa_agg,
+                                        scale=f.attrs["attn_scale"]) for g in range(G)]
+                hhs = ref.adakv_heavy_hitters(rankings, hh, r, adakv)
+                assert sum(hhs) == G * hh
             for g in range(G):
-                kept = ref.select(selector, layer, g, modality, hh, r, H // G, gqa_agg=gqa_agg,
+                kept = ref.select(selector, layer, g, modality, hhs[g], r, H // G, gqa_agg=gqa_agg,
                                   scale=f.attrs["attn_scale"])
-                assert list(out["position"][g]) == kept, (i, g)
+                key, value, position, merged_ = head_datasets(out, g)
+                assert list(position) == kept, (i, g)
                 k, v, merged, slot_of = ref.merge(merge, kept, layer["key"][g], layer["value"][g],
                                                   out["slot_of"][g], amb)
-                assert list(out["merged"][g]) == list(merged), (i, g)
+                assert list(merged_) == list(merged), (i, g)
                 assert list(out["slot_of"][g]) == list(slot_of), (i, g)
-                for got, want in [(as_float(out["key"])[g], k), (as_float(out["value"])[g], v)]:
+                for got, want in [(key, k), (value, v)]:
                     np.testing.assert_allclose(got, want, rtol=2 * ULP[dtype], atol=2 * ULP[dtype] * 1e-2)
     return amb
 
@@ -140,6 +157,37 @@ def test_fixed_recent_window_matches_numpy(lookm, tmp_path, flags, keeps, recent
         assert [c[f"layers/{i}/position"].shape[1] for i in range(2)] == keeps
         assert json.loads(c.attrs["method"])["recent"] == recent
     check_against_reference(dump, cache, selector, merge, "float16", keeps=keeps, recent=recent)
+
+
+@pytest.mark.parametrize("flags,floor", [(["--budget", "0.3"], 0.2), (["--budget", "0.5", "--adakv-floor", "0.8"], 0.8),
+                                         (["--keep", "40", "--recent", "4", "--adakv-floor", "0"], 0.0)])
+@pytest.mark.parametrize("method,selector,merge,grouping", [
+    ("lookm", "text-prior", "pivot", "gqa"), ("h2o", "h2o", "none", "gqa"), ("snapkv", "snapkv", "none", "float16"),
+    ("knorm", "knorm", "none", "float16"), ("lookm-weighted", "text-prior", "weighted", "mqa")])
+def test_adakv_head_allocation_matches_numpy(lookm, dumps, tmp_path, flags, floor, method, selector, merge, grouping):
+    cache = compress(dumps[grouping], tmp_path / "c.h5", "--method", method, "--head-allocation", "adakv", *flags)
+    recent = 4 if "--recent" in flags else None
+    keeps = [40, 40] if "--keep" in flags else [int(120 * float(flags[1]))] * 2
+    with h5py.File(cache, "r") as c:
+        assert c.attrs["format_version"] == 2 and "ragged-heads" in c.attrs["extensions"]
+        m = json.loads(c.attrs["method"])
+        assert (m["head_allocation"], m["adakv_floor"]) == ("adakv", floor)
+        counts = [[c[f"layers/{i}/heads/{g}/position"].shape[1] for g in range(c.attrs["num_kv_heads"])]
+                  for i in range(2) if "heads" in c[f"layers/{i}"]]
+        # One kv head (mqa) has nothing to share: its layers keep the plain layout.
+        assert all(sum(k) == len(k) * keeps[0] for k in counts) and bool(counts) == (c.attrs["num_kv_heads"] > 1)
+    check_against_reference(dumps[grouping], cache, selector, merge, "float16", keeps=keeps, recent=recent,
+                            adakv=floor)
+
+
+def test_adakv_gives_heads_different_counts_and_keeps_a_floor(lookm, dumps, tmp_path):
+    cache = compress(dumps["float16"], tmp_path / "c.h5", "--method", "h2o", "--head-allocation", "adakv",
+                     "--budget", "0.4", "--adakv-floor", "0.5")
+    with h5py.File(cache, "r") as c:
+        for i in range(2):
+            counts = [c[f"layers/{i}/heads/{g}/position"].shape[1] for g in range(4)]
+            assert len(set(counts)) > 1, counts            # the heads really compete
+            assert min(counts) >= int(48 * 0.5), counts    # each keeps its floor (n = 48: 24 recent + 24 own)
 
 
 def test_uniform_allocation_is_the_default_and_leaves_the_bytes(lookm, dumps, tmp_path):
@@ -331,6 +379,11 @@ def test_method_attribute_is_canonical(lookm, dumps, tmp_path):
     (["--variant", "reference", "--allocation", "pyramid"], ["--variant reference"]),
     (["--recent", "8"], ["--recent", "--budget or --keep"]),
     (["--budget", "0.2", "--recent", "-1"], ["--recent -1"]),
+    (["--budget", "0.2", "--head-allocation", "adakv", "--method", "random"], ["random", "does not rank"]),
+    (["--budget", "0.2", "--head-allocation", "fair"], ["unknown head allocation 'fair'", "adakv"]),
+    (["--budget", "0.2", "--adakv-floor", "0.5"], ["--adakv-floor", "--head-allocation adakv"]),
+    (["--budget", "0.2", "--head-allocation", "adakv", "--adakv-floor", "1.5"], ["--adakv-floor 1.5"]),
+    (["--variant", "reference", "--head-allocation", "adakv"], ["--variant reference"]),
 ])
 def test_usage_errors(lookm, tmp_path, args, words):
     p = run("compress", FIXTURES / "llava-mini.h5", *(["-o", tmp_path / "c.h5"] if "-o" not in args else []), *args)

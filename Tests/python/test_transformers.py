@@ -11,7 +11,8 @@ import torch  # noqa: E402
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration  # noqa: E402
 
 from conftest import ROOT, run  # noqa: E402
-from lookm_kv import export_dump, greedy_continue, load_cache
+from lookm_kv import export_dump, greedy_continue, load_cache, ragged_attention
+from lookm_kv.export import _attention_modules, _queries
 
 IMAGE = 300
 
@@ -125,6 +126,59 @@ def test_lookm_cache_generates(lookm, exported, budget):
     assert len(tokens) == 4 and torch.isfinite(logits).all()
     diff = torch.max(torch.abs(logits - want_logits)).item()
     print(f"budget {budget}: kept {kept}/{L}, first-step max |logit difference| {diff:.4g}")
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_ragged_cache_attends_to_each_heads_own_slots(lookm, exported, attn):
+    """An Ada-KV cache (docs/format.md ragged-heads) loaded, padded and masked: the first decoding
+    step's attention output equals a direct NumPy softmax over each head's own slots."""
+    cache_path = exported["dir"] / "adakv.h5"
+    run("compress", exported["path"], "-o", cache_path, "--method", "h2o", "--budget", "0.1", "--head-allocation",
+        "adakv", "--adakv-floor", "0", "--force", check=0)
+    model = exported["model"]
+    model.set_attn_implementation(attn)
+    cache, info = load_cache(cache_path)
+    assert info["padding"] is not None
+    with h5py.File(cache_path, "r") as f:
+        own = {(i, g): (as_float(f[f"layers/{i}/heads/{g}/key"])[0], as_float(f[f"layers/{i}/heads/{g}/value"])[0])
+               for i in range(2) for g in range(2)}
+    with h5py.File(exported["path"], "r") as f:
+        scale = f.attrs["attn_scale"]
+    assert any(own[(i, 0)][0].shape != own[(i, 1)][0].shape for i in range(2))  # really ragged
+    seen = {}
+    mods = _attention_modules(model)
+    hooks = [m.register_forward_hook(lambda mod, a, kw, out: seen.setdefault(mod.layer_idx, {}).update(
+        q=_queries(mod, kw).double().numpy()), with_kwargs=True) for m in mods]
+    hooks += [m.o_proj.register_forward_pre_hook(lambda mod, a, i=m.layer_idx: seen.setdefault(i, {}).update(
+        out=a[0][0, -1].double().numpy())) for m in mods]
+    try:
+        with ragged_attention(model, info["padding"]), torch.no_grad():
+            model(input_ids=torch.tensor([[5]]), cache=cache, position_ids=torch.tensor([[info["next_position"]]]),
+                  use_cache=True)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.set_attn_implementation("eager")
+    for i in range(2):
+        q = seen[i]["q"][:, -1]  # [heads, head_dim] of the new token (after rotary)
+        want, unmasked = [], []
+        for h in range(2):
+            k, v = own[(i, h)]
+            # The new token's own key and value are in the cache after the step: the last row.
+            layer = cache.layers[i]
+            k = np.vstack([k, layer.keys[0, h, -1:].double().numpy()])
+            v = np.vstack([v, layer.values[0, h, -1:].double().numpy()])
+            p = np.exp(q[h] @ k.T * scale - (q[h] @ k.T * scale).max())
+            want.append(p @ v / p.sum())
+            padded = layer.keys.shape[2] - 1 - (k.shape[0] - 1)
+            kz = np.vstack([k[:-1], np.zeros((padded, k.shape[1])), k[-1:]])
+            vz = np.vstack([v[:-1], np.zeros((padded, v.shape[1])), v[-1:]])
+            pz = np.exp(q[h] @ kz.T * scale - (q[h] @ kz.T * scale).max())
+            unmasked.append(pz @ vz / pz.sum())
+        np.testing.assert_allclose(seen[i]["out"], np.concatenate(want), rtol=1e-4, atol=1e-6)
+        if any(own[(i, 0)][0].shape != own[(i, 1)][0].shape for _ in [0]):
+            # Without the mask the padding would have taken attention: the check can fail.
+            assert np.abs(np.concatenate(unmasked) - np.concatenate(want)).max() > 1e-6
 
 
 def test_bfloat16_model_round_trip(lookm, tmp_path):

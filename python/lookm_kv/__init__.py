@@ -5,6 +5,6 @@
 The file formats are docs/format.md's; lookm itself does the compression (`lookm compress`).
 """
 from .export import export_dump
-from .load import greedy_continue, load_cache
+from .load import greedy_continue, load_cache, ragged_attention
 
-__all__ = ["export_dump", "load_cache", "greedy_continue"]
+__all__ = ["export_dump", "load_cache", "greedy_continue", "ragged_attention"]

@@ -1,4 +1,6 @@
 """Load a lookm cache into a transformers DynamicCache and continue generation from it."""
+from contextlib import contextmanager
+
 import h5py
 import numpy as np
 import torch
@@ -22,13 +24,21 @@ def load_cache(path, dtype=None, device="cpu", config=None):
     `position` (per layer, the original positions of the slots).
 
     A cache with sliding-window layers (Gemma3) needs the model's `config`, so that those layers
-    keep only their window as the model's own cache does: `load_cache(path, config=model.config)`."""
+    keep only their window as the model's own cache does: `load_cache(path, config=model.config)`.
+
+    A cache whose kv heads keep different counts (docs/format.md `ragged-heads`) is padded per layer
+    to its largest head with zero rows (position -1), and `info["padding"]` holds, per layer, a
+    `[kv_heads, kept]` bool tensor marking them (None for a plain layer; `info["padding"]` is None
+    when no layer is ragged). Decode under `ragged_attention(model, info["padding"])` (as
+    `greedy_continue` does) so that the padding gets no attention: each head then attends to
+    exactly its own slots."""
     import hdf5plugin  # noqa: F401  (zstd-compressed caches)
     positions = []
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != "lookm-kv-cache":
             raise ValueError(f"{path}: not a lookm cache (format = {f.attrs.get('format')!r})")
-        unknown = set(filter(None, str(f.attrs.get("extensions", "")).split(","))) - {"next-position", "sliding-window"}
+        unknown = set(filter(None, str(f.attrs.get("extensions", "")).split(","))) - {
+            "next-position", "sliding-window", "ragged-heads"}
         if int(f.attrs["format_version"]) > 2 or unknown:
             raise ValueError(f"{path}: format_version {f.attrs['format_version']} with extensions {sorted(unknown)} is not "
                              "supported by this loader; update lookm_kv")
@@ -39,32 +49,90 @@ def load_cache(path, dtype=None, device="cpu", config=None):
             raise ValueError(f"{path}: layers {windowed} have sliding windows; pass config=model.config so that the "
                              "cache keeps them as the model does")
         cache = DynamicCache(config=config) if config is not None else DynamicCache()
+        padding = []
         for i in range(layers):
             g = f[f"layers/{i}"]
-            k = _tensor(g["key"], dtype)[None].to(device)
-            v = _tensor(g["value"], dtype)[None].to(device)
-            cache.update(k, v, i)
+            if "heads" in g:
+                k, v, position, pad = _ragged(g, int(f.attrs["num_kv_heads"]), dtype)
+            else:
+                k, v, position, pad = _tensor(g["key"], dtype), _tensor(g["value"], dtype), g["position"][...], None
+            cache.update(k[None].to(device), v[None].to(device), i)
             if i in windowed:
                 # The model's own cache has seen every prompt token and holds the window of them.
                 cache.layers[i].cumulative_length = seq_len
-            positions.append(g["position"][...])
+            positions.append(position)
+            padding.append(None if pad is None else pad.to(device))
         info = {"seq_len": seq_len, "next_position": int(f.attrs.get("next_position", seq_len)), "position": positions,
-                "method": f.attrs["method"]}
+                "method": f.attrs["method"], "padding": padding if any(p is not None for p in padding) else None}
     return cache, info
 
 
+def _ragged(group, kv_heads, dtype):
+    """A ragged layer's heads padded to the largest: keys, values, positions (-1 in the padding)
+    and the padding mask."""
+    heads = [group[f"heads/{h}"] for h in range(kv_heads)]
+    counts = [h["position"].shape[1] for h in heads]
+    K = max(counts)
+    first = _tensor(heads[0]["key"], dtype)
+    k = torch.zeros((kv_heads, K, first.shape[-1]), dtype=first.dtype)
+    v = torch.zeros_like(k)
+    position = np.full((kv_heads, K), -1, dtype=np.int32)
+    pad = torch.ones((kv_heads, K), dtype=torch.bool)
+    for h, (head, n) in enumerate(zip(heads, counts)):
+        k[h, :n] = _tensor(head["key"], dtype)[0]
+        v[h, :n] = _tensor(head["value"], dtype)[0]
+        position[h, :n] = head["position"][0]
+        pad[h, :n] = False
+    return k, v, position, pad
+
+
+@contextmanager
+def ragged_attention(model, padding):
+    """While active, every attention layer of `model` with padding (from `load_cache`'s
+    `info["padding"]`) masks its padded slots out of the softmax for each head, and keeps new
+    tokens causal among themselves; layers without padding are left alone."""
+    from .export import _attention_modules
+    handles = []
+
+    def hook(mod, args, kwargs):
+        pad = padding[mod.layer_idx]
+        cache = kwargs.get("cache") or kwargs.get("past_key_values")
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        q, past = hidden.shape[1], cache.layers[mod.layer_idx].get_seq_length()
+        heads = mod.config.num_attention_heads
+        masked = torch.zeros((heads, q, past + q), dtype=torch.bool, device=hidden.device)
+        group = heads // pad.shape[0]
+        masked[:, :, :pad.shape[1]] |= pad.repeat_interleave(group, dim=0)[:, None, :]
+        masked[:, :, past:] |= torch.ones((q, q), dtype=torch.bool, device=hidden.device).triu(1)
+        mask = torch.zeros(masked.shape, dtype=hidden.dtype, device=hidden.device)
+        kwargs["attention_mask"] = mask.masked_fill(masked, torch.finfo(hidden.dtype).min)[None]
+        return args, kwargs
+
+    try:
+        for m in _attention_modules(model):
+            if padding is not None and padding[m.layer_idx] is not None:
+                handles.append(m.register_forward_pre_hook(hook, with_kwargs=True))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @torch.no_grad()
-def greedy_continue(model, cache, first_token, next_position, steps):
+def greedy_continue(model, cache, first_token, next_position, steps, padding=None):
     """Greedy decoding from a (possibly compressed) cache: `first_token` is the token the prefill
     chose; rotary positions continue at `next_position` (`info["next_position"]` of `load_cache`)
-    whatever the cache keeps. Returns (tokens, the first step's logits)."""
+    whatever the cache keeps; `padding` is `info["padding"]` of a ragged cache. Returns (tokens,
+    the first step's logits)."""
     token = torch.as_tensor(first_token).view(1, 1)
     tokens, first_logits = [], None
-    for step in range(steps):
-        out = model(input_ids=token, cache=cache, position_ids=torch.tensor([[next_position + step]]), use_cache=True)
-        logits = out.logits[0, -1]
-        if first_logits is None:
-            first_logits = logits.float().clone()
-        token = logits.argmax().view(1, 1)
-        tokens.append(int(token))
+    with ragged_attention(model, padding):
+        for step in range(steps):
+            out = model(input_ids=token, cache=cache, position_ids=torch.tensor([[next_position + step]]),
+                        use_cache=True)
+            logits = out.logits[0, -1]
+            if first_logits is None:
+                first_logits = logits.float().clone()
+            token = logits.argmax().view(1, 1)
+            tokens.append(int(token))
     return tokens, first_logits

@@ -13,10 +13,13 @@ public struct CompressSummary: Codable, Sendable {
         public var dropped: Int
         public var kvBytesIn: Int
         public var kvBytesOut: Int
+        /// Slots of each kv head, when they differ (a head allocation; `kept` is then their mean).
+        public var keptPerHead: [Int]? = nil
         enum CodingKeys: String, CodingKey {
             case index, kept, copied, merged, dropped
             case kvBytesIn = "kv_bytes_in"
             case kvBytesOut = "kv_bytes_out"
+            case keptPerHead = "kept_per_head"
         }
     }
 

@@ -48,43 +48,34 @@ enum LayerWriter {
             return try rows(
                 from: start, layer: i, input: input, dump: dump, to: writer, workspace: ws,
                 copied: "sliding window \(size)", slidingWindow: size)
-        case .compressed(let kept, let heads) where heads.first?.encoded != nil:
-            // Encoded by the workers already: check they used the chunking the datasets have.
-            let out = try writer.layer(i, kept: kept)
-            guard let encoders = out.encoders,
-                encoders.key == ChunkEncoder.planned(type: dump.elementType, shape: [G, kept, D], codec: writer.codec)
-            else {
-                throw LookMError(.other, "internal: layer \(i) was encoded with another chunking than its datasets")
+        case .compressed(let kept, let heads):
+            let counts = heads.map { $0.position.count }
+            let out = try writer.layer(i, kept: counts)
+            // Workers usually encoded every head already (check they used the datasets' chunking);
+            // otherwise convert, shuffle and compress here on the workers: HDF5 only stores bytes.
+            for (g, h) in heads.enumerated() where h.encoded != nil {
+                guard
+                    out.encoders(head: g)?.key
+                        == ChunkEncoder.planned(type: dump.elementType, shape: [G, counts[g], D], codec: writer.codec)
+                else {
+                    throw LookMError(.other, "internal: layer \(i) was encoded with another chunking than its datasets")
+                }
+            }
+            let encoded = try Parallel.map(G, threads: threads) {
+                g, _ -> ([ChunkEncoder.Chunk], [ChunkEncoder.Chunk])? in
+                if let e = heads[g].encoded { return (e.key, e.value) }
+                guard let encoders = out.encoders(head: g) else { return nil }
+                return (
+                    heads[g].keys.withUnsafeBufferPointer { encoders.key.encode($0) },
+                    heads[g].values.withUnsafeBufferPointer { encoders.value.encode($0) }
+                )
             }
             for (g, h) in heads.enumerated() {
-                guard let e = h.encoded else {
-                    throw LookMError(.other, "internal: layer \(i) kv head \(g) not encoded")
-                }
-                try out.write(
-                    head: g, encodedKey: e.key, encodedValue: e.value, position: h.position, merged: h.merged,
-                    slotOf: h.slotOf)
-            }
-            return .init(
-                index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
-                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
-                kvBytesOut: kept * bytesPerSlot)
-        case .compressed(let kept, let heads):
-            let out = try writer.layer(i, kept: kept)
-            if let encoders = out.encoders {
-                // Convert, shuffle and compress every head on the workers; HDF5 only stores bytes.
-                let encoded = try Parallel.map(G, threads: threads) { g, _ in
-                    (
-                        heads[g].keys.withUnsafeBufferPointer { encoders.key.encode($0) },
-                        heads[g].values.withUnsafeBufferPointer { encoders.value.encode($0) }
-                    )
-                }
-                for (g, h) in heads.enumerated() {
+                if let (k, v) = encoded[g] {
                     try out.write(
-                        head: g, encodedKey: encoded[g].0, encodedValue: encoded[g].1,
-                        position: h.position, merged: h.merged, slotOf: h.slotOf)
-                }
-            } else {
-                for (g, h) in heads.enumerated() {
+                        head: g, encodedKey: k, encodedValue: v, position: h.position, merged: h.merged,
+                        slotOf: h.slotOf)
+                } else {
                     try h.keys.withUnsafeBufferPointer { kb in
                         try h.values.withUnsafeBufferPointer { vb in
                             try out.write(
@@ -96,7 +87,8 @@ enum LayerWriter {
             return .init(
                 index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
                 dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
-                kvBytesOut: kept * bytesPerSlot)
+                kvBytesOut: counts.reduce(0, +) * (bytesPerSlot / G),
+                keptPerHead: Set(counts).count > 1 ? counts : nil)
         }
     }
 }

@@ -42,28 +42,31 @@ final class CacheReader {
         writerVersion = try required("lookm_version", attrs.string)
         tokens = try TokenTable.read(file, seqLen: shape.seqLen)
         try shape.requireLayers(in: file)
-        elementType = try CacheLayer(file: file, shape: shape, index: 0, header: header).key.type
+        elementType = try CacheLayer(file: file, shape: shape, index: 0, header: header).elementType
     }
 
     func layer(_ i: Int) throws -> CacheLayer {
         let layer = try CacheLayer(file: file, shape: shape, index: i, header: header)
-        guard layer.key.type == elementType else {
+        guard layer.elementType == elementType else {
             throw file.site.error(
-                Layout.layer(i, .key),
-                "element type \(layer.key.type.rawValue) differs from layer 0's \(elementType.rawValue)")
+                Layout.layer(i),
+                "element type \(layer.elementType.rawValue) differs from layer 0's \(elementType.rawValue)")
         }
         return layer
     }
 }
 
-/// One cache layer: kept keys and values, and the slot tables.
+/// One cache layer: kept keys and values, and the slot tables. Either one `[heads, kept, head_dim]`
+/// tensor for the layer, or under `ragged-heads` a `/layers/i/heads/g/` group per kv head
+/// (docs/format.md); `kept(head:)`, `keys(head:)` and `slots(head:)` read either.
 final class CacheLayer {
     let index: Int
-    let key: TensorReader
-    let value: TensorReader
-    let kept: Int
-    private let position: H5Dataset
-    private let merged: H5Dataset
+    /// Slots of each kv head.
+    let kept: [Int]
+    /// Whether the kv heads are stored one by one (`/layers/i/heads/g/`).
+    let ragged: Bool
+    /// Per kv head: its key and value tensors, position and merge counts, and its row in them.
+    private let heads: [(key: TensorReader, value: TensorReader, position: H5Dataset, merged: H5Dataset, row: Int)]
     private let slotOf: H5Dataset
     private let site: H5Site
     private let seqLen: Int
@@ -73,45 +76,94 @@ final class CacheLayer {
 
     fileprivate init(file: H5File, shape s: ModelShape, index i: Int, header: FormatHeader) throws {
         index = i
-        slidingWindow = try readSlidingWindow(file, layer: i, seqLen: s.seqLen, header: header)
+        let window = try readSlidingWindow(file, layer: i, seqLen: s.seqLen, header: header)
+        slidingWindow = window
         site = file.site
         seqLen = s.seqLen
-        func dataset(_ name: String) throws -> H5Dataset {
-            let path = "\(Layout.layer(i))/\(name)"
+        func dataset(_ path: String) throws -> H5Dataset {
             guard file.isDataset(path) else { throw file.site.error(path, "missing (required in a cache)") }
             return try file.openDataset(path)
         }
-        key = try TensorReader(try dataset("key"))
-        value = try TensorReader(try dataset("value"))
-        guard key.shape.count == 3, key.shape[0] == s.numKVHeads, key.shape[2] == s.headDim, key.shape[1] <= s.seqLen
-        else {
-            throw file.site.error(
-                key.dataset.path, "shape \(key.shape), expected [\(s.numKVHeads), kept <= \(s.seqLen), \(s.headDim)]")
-        }
-        kept = key.shape[1]
-        if let w = slidingWindow, kept > w - 1 {
-            throw file.site.error(
-                key.dataset.path, "\(kept) slots in a layer with sliding_window = \(w), which holds at most \(w - 1)")
-        }
-        guard value.shape == key.shape else {
-            throw file.site.error(value.dataset.path, "shape \(value.shape) differs from the key's \(key.shape)")
-        }
-        guard value.type == key.type else {
-            throw file.site.error(
-                value.dataset.path, "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
-        }
-        position = try dataset("position")
-        merged = try dataset("merged")
-        slotOf = try dataset("slot_of")
-        for (d, want) in [
-            (position, [s.numKVHeads, kept]), (merged, [s.numKVHeads, kept]), (slotOf, [s.numKVHeads, s.seqLen]),
-        ] {
-            guard d.shape == want else { throw file.site.error(d.path, "shape \(d.shape), expected \(want)") }
-            guard H5Tget_class(d.fileType.id) == H5T_INTEGER else {
-                throw file.site.error(d.path, "is \(StoredElement.describe(d.fileType.id)), expected int32")
+        /// Keys, values, positions and merge counts of `count` heads under `dir`.
+        func tensors(_ dir: String, count: Int) throws -> (TensorReader, TensorReader, H5Dataset, H5Dataset, Int) {
+            let key = try TensorReader(try dataset("\(dir)/key"))
+            let value = try TensorReader(try dataset("\(dir)/value"))
+            guard key.shape.count == 3, key.shape[0] == count, key.shape[2] == s.headDim, key.shape[1] <= s.seqLen
+            else {
+                throw file.site.error(
+                    key.dataset.path, "shape \(key.shape), expected [\(count), kept <= \(s.seqLen), \(s.headDim)]")
             }
-            try d.requireFilters()
+            let kept = key.shape[1]
+            if let w = window, kept > w - 1 {
+                throw file.site.error(
+                    key.dataset.path,
+                    "\(kept) slots in a layer with sliding_window = \(w), which holds at most \(w - 1)")
+            }
+            guard value.shape == key.shape else {
+                throw file.site.error(value.dataset.path, "shape \(value.shape) differs from the key's \(key.shape)")
+            }
+            guard value.type == key.type else {
+                throw file.site.error(
+                    value.dataset.path,
+                    "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
+            }
+            let position = try dataset("\(dir)/position")
+            let merged = try dataset("\(dir)/merged")
+            for d in [position, merged] { try Self.requireInts(d, [count, kept], file) }
+            return (key, value, position, merged, kept)
         }
+        let headsGroup = "\(Layout.layer(i))/heads"
+        ragged = file.isGroup(headsGroup)
+        if ragged {
+            guard header.has(.raggedHeads) else {
+                throw file.site.error(
+                    headsGroup, "per-head layout without the ragged-heads extension (docs/format.md)")
+            }
+            guard !file.isDataset(Layout.layer(i, .key)) else {
+                throw file.site.error(Layout.layer(i, .key), "present beside \(headsGroup): a layer has one layout")
+            }
+            let each = try (0..<s.numKVHeads).map { g in try tensors(Layout.head(i, g), count: 1) }
+            heads = each.map { ($0.0, $0.1, $0.2, $0.3, 0) }
+            kept = each.map(\.4)
+            guard each.allSatisfy({ $0.0.type == each[0].0.type }) else {
+                throw file.site.error(headsGroup, "kv heads stored with different element types")
+            }
+        } else {
+            let t = try tensors(Layout.layer(i), count: s.numKVHeads)
+            heads = (0..<s.numKVHeads).map { g in (t.0, t.1, t.2, t.3, g) }
+            kept = Array(repeating: t.4, count: s.numKVHeads)
+        }
+        slotOf = try dataset("\(Layout.layer(i))/slot_of")
+        try Self.requireInts(slotOf, [s.numKVHeads, s.seqLen], file)
+    }
+
+    private static func requireInts(_ d: H5Dataset, _ want: [Int], _ file: H5File) throws {
+        guard d.shape == want else { throw file.site.error(d.path, "shape \(d.shape), expected \(want)") }
+        guard H5Tget_class(d.fileType.id) == H5T_INTEGER else {
+            throw file.site.error(d.path, "is \(StoredElement.describe(d.fileType.id)), expected int32")
+        }
+        try d.requireFilters()
+    }
+
+    var elementType: ElementType { heads[0].key.type }
+
+    /// Every key and value tensor of the layer, once each.
+    var tensors: [TensorReader] {
+        ragged ? heads.flatMap { [$0.key, $0.value] } : [heads[0].key, heads[0].value]
+    }
+
+    /// Bytes of keys plus values in memory (the element type), and in the file (after the codec).
+    var kvBytes: Int { kept.reduce(0, +) * 2 * (heads.first?.key.rowLength ?? 0) * elementType.byteSize }
+    var kvStoredBytes: Int { tensors.reduce(0) { $0 + $1.dataset.storageBytes } }
+    var storageDescription: String { heads[0].key.dataset.storageDescription }
+
+    /// Kv head `g`'s kept keys (`kept[g] x head_dim`, Float32), or values.
+    func keys(head g: Int) throws -> [Float] { try read(heads[g].key, g) }
+    func values(head g: Int) throws -> [Float] { try read(heads[g].value, g) }
+
+    private func read(_ t: TensorReader, _ g: Int) throws -> [Float] {
+        guard kept[g] > 0 else { return [] }
+        return try t.read(head: heads[g].row)
     }
 
     /// Slot tables of kv head `head`.
@@ -123,17 +175,22 @@ final class CacheLayer {
 
     /// Reads and checks kv head `head`'s slot tables.
     func slots(head: Int) throws -> Slots {
-        func row(_ d: H5Dataset, _ n: Int) throws -> [Int32] {
+        func row(_ d: H5Dataset, _ r: Int, _ n: Int) throws -> [Int32] {
             var out = [Int32](repeating: 0, count: n)
             if n > 0 {
                 try out.withUnsafeMutableBytes {
-                    try d.read(start: [head, 0], count: [1, n], memoryType: h5t_native_int32(), into: $0.baseAddress!)
+                    try d.read(start: [r, 0], count: [1, n], memoryType: h5t_native_int32(), into: $0.baseAddress!)
                 }
             }
             return out
         }
+        let h = heads[head]
+        let kept = self.kept[head]
+        let position = h.position
+        let merged = h.merged
         let slots = Slots(
-            position: try row(position, kept), merged: try row(merged, kept), slotOf: try row(slotOf, seqLen))
+            position: try row(position, h.row, kept), merged: try row(merged, h.row, kept),
+            slotOf: try row(slotOf, head, seqLen))
         for j in 0..<kept {
             let p = Int(slots.position[j])
             guard p >= 0, p < seqLen, j == 0 || slots.position[j - 1] < slots.position[j] else {

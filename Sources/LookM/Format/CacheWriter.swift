@@ -8,13 +8,17 @@ final class CacheWriter {
     let shape: ModelShape
     let elementType: ElementType
     let codec: Codec
+    /// Whether layers may store kv heads with different slot counts (`ragged-heads`).
+    let raggedHeads: Bool
 
     /// - Parameter method: the canonical JSON of the settings (the `method` attribute).
     init(
         output: AtomicOutput, shape: ModelShape, model: String?, tokens: TokenTable, elementType: ElementType,
-        codec: Codec, method: String, source: SourceInfo, nextPosition: Int? = nil, slidingWindows: Bool = false
+        codec: Codec, method: String, source: SourceInfo, nextPosition: Int? = nil, slidingWindows: Bool = false,
+        raggedHeads: Bool = false
     ) throws {
         self.output = output
+        self.raggedHeads = raggedHeads
         self.shape = shape
         self.elementType = elementType
         self.codec = codec
@@ -24,6 +28,7 @@ final class CacheWriter {
         try attrs.set("format", string: Layout.cacheFormat)
         try FormatHeader.writing(
             (nextPosition == nil ? [] : [.nextPosition]) + (slidingWindows ? [.slidingWindow] : [])
+                + (raggedHeads ? [.raggedHeads] : [])
         ).write(attrs)
         try shape.write(attrs)
         if let nextPosition { try attrs.set("next_position", int: nextPosition) }
@@ -38,9 +43,20 @@ final class CacheWriter {
 
     /// Creates layer `i`'s datasets for `kept` slots per kv head.
     func layer(_ i: Int, kept: Int, slidingWindow: Int? = nil) throws -> CacheLayerWriter {
+        try layer(i, kept: Array(repeating: kept, count: shape.numKVHeads), slidingWindow: slidingWindow)
+    }
+
+    /// Creates layer `i`'s datasets for `kept[g]` slots in kv head `g`: the ragged layout when the
+    /// counts differ (the writer must have been made with `raggedHeads`).
+    func layer(_ i: Int, kept: [Int], slidingWindow: Int? = nil) throws -> CacheLayerWriter {
         guard let file else { preconditionFailure("CacheWriter used after finish()") }
+        let ragged = Set(kept).count > 1
+        guard !ragged || raggedHeads else {
+            throw LookMError(
+                .other, "internal: layer \(i)'s kv heads keep different counts in a cache without ragged-heads")
+        }
         let writer = try CacheLayerWriter(
-            file: file, layer: i, shape: shape, kept: kept, elementType: elementType, codec: codec)
+            file: file, layer: i, shape: shape, kept: kept, ragged: ragged, elementType: elementType, codec: codec)
         if let slidingWindow { try file.groupAttributes(Layout.layer(i)).set("sliding_window", int: slidingWindow) }
         return writer
     }
@@ -56,69 +72,86 @@ final class CacheWriter {
     }
 }
 
-/// The datasets of one cache layer, written one kv head at a time.
+/// The datasets of one cache layer, written one kv head at a time: one `[heads, kept, head_dim]`
+/// tensor for the layer, or under `ragged-heads` one `[1, kept_g, head_dim]` tensor per kv head
+/// (`/layers/i/heads/g/`), so a head stores exactly the slots it keeps.
 final class CacheLayerWriter {
-    let kept: Int
-    private let key: TensorWriter
-    private let value: TensorWriter
-    private let position: H5Dataset
-    private let merged: H5Dataset
+    /// Slots of each kv head.
+    let kept: [Int]
+    /// Per kv head: where its keys, values, positions and merge counts go, and its row there.
+    private let heads: [(key: TensorWriter, value: TensorWriter, position: H5Dataset, merged: H5Dataset, row: Int)]
     private let slotOf: H5Dataset
     private let seqLen: Int
 
-    fileprivate init(file: H5File, layer i: Int, shape: ModelShape, kept: Int, elementType: ElementType, codec: Codec)
-        throws
-    {
+    fileprivate init(
+        file: H5File, layer i: Int, shape: ModelShape, kept: [Int], ragged: Bool, elementType: ElementType,
+        codec: Codec
+    ) throws {
         self.kept = kept
         seqLen = shape.seqLen
-        let kv = [shape.numKVHeads, kept, shape.headDim]
-        key = try TensorWriter(file: file, path: Layout.layer(i, .key), type: elementType, shape: kv, codec: codec)
-        value = try TensorWriter(file: file, path: Layout.layer(i, .value), type: elementType, shape: kv, codec: codec)
-        func ints(_ name: String, _ length: Int) throws -> H5Dataset {
-            let shape = [shape.numKVHeads, length]
-            return try H5Dataset.create(
-                in: file, path: "\(Layout.layer(i))/\(name)", fileType: h5t_std_i32le(), shape: shape,
+        func ints(_ path: String, _ shape: [Int]) throws -> H5Dataset {
+            try H5Dataset.create(
+                in: file, path: path, fileType: h5t_std_i32le(), shape: shape,
                 chunk: TensorWriter.chunk(for: shape, elementSize: 4), codec: codec)
         }
-        position = try ints("position", kept)
-        merged = try ints("merged", kept)
-        slotOf = try ints("slot_of", shape.seqLen)
+        func tensors(_ dir: String, heads: Int, kept: Int) throws -> (TensorWriter, TensorWriter, H5Dataset, H5Dataset)
+        {
+            let kv = [heads, kept, shape.headDim]
+            return (
+                try TensorWriter(file: file, path: "\(dir)/key", type: elementType, shape: kv, codec: codec),
+                try TensorWriter(file: file, path: "\(dir)/value", type: elementType, shape: kv, codec: codec),
+                try ints("\(dir)/position", [heads, kept]), try ints("\(dir)/merged", [heads, kept])
+            )
+        }
+        if ragged {
+            heads = try kept.enumerated().map { g, k in
+                let t = try tensors(Layout.head(i, g), heads: 1, kept: k)
+                return (t.0, t.1, t.2, t.3, 0)
+            }
+        } else {
+            let t = try tensors(Layout.layer(i), heads: shape.numKVHeads, kept: kept.first ?? 0)
+            heads = (0..<shape.numKVHeads).map { g in (t.0, t.1, t.2, t.3, g) }
+        }
+        slotOf = try ints("\(Layout.layer(i))/slot_of", [shape.numKVHeads, shape.seqLen])
     }
 
-    /// Encoders of the key and value chunks, for workers (nil when HDF5 must run the codec itself).
-    var encoders: (key: ChunkEncoder, value: ChunkEncoder)? {
-        let k = key.encoder
-        let v = value.encoder
-        return k.supported && kept > 0 ? (k, v) : nil
+    /// Encoders of kv head `g`'s key and value chunks, for workers (nil when HDF5 must run the codec itself).
+    func encoders(head g: Int) -> (key: ChunkEncoder, value: ChunkEncoder)? {
+        let k = heads[g].key.encoder
+        let v = heads[g].value.encoder
+        return k.supported && kept[g] > 0 ? (k, v) : nil
     }
 
     /// Writes kv head `head` from chunks the workers encoded, and the slot bookkeeping.
     func write(
-        head: Int, encodedKey: [ChunkEncoder.Chunk], encodedValue: [ChunkEncoder.Chunk],
+        head g: Int, encodedKey: [ChunkEncoder.Chunk], encodedValue: [ChunkEncoder.Chunk],
         position pos: [Int32], merged m: [Int32], slotOf s: [Int32]
     ) throws {
-        try key.writeEncoded(head: head, encodedKey)
-        try value.writeEncoded(head: head, encodedValue)
-        try writeSlots(head: head, pos, m, s)
+        try heads[g].key.writeEncoded(head: heads[g].row, encodedKey)
+        try heads[g].value.writeEncoded(head: heads[g].row, encodedValue)
+        try writeSlots(head: g, pos, m, s)
     }
 
     /// Writes kv head `head`: `kept x head_dim` keys and values, and the slot bookkeeping.
     func write(
-        head: Int, key k: UnsafeBufferPointer<Float>, value v: UnsafeBufferPointer<Float>,
+        head g: Int, key k: UnsafeBufferPointer<Float>, value v: UnsafeBufferPointer<Float>,
         position pos: [Int32], merged m: [Int32], slotOf s: [Int32]
     ) throws {
-        precondition(pos.count == kept && m.count == kept && s.count == seqLen, "slot table sizes")
-        try key.write(head: head, k)
-        try value.write(head: head, v)
-        try writeSlots(head: head, pos, m, s)
+        precondition(pos.count == kept[g] && m.count == kept[g] && s.count == seqLen, "slot table sizes")
+        if kept[g] > 0 {
+            try heads[g].key.write(head: heads[g].row, k)
+            try heads[g].value.write(head: heads[g].row, v)
+        }
+        try writeSlots(head: g, pos, m, s)
     }
 
-    private func writeSlots(head: Int, _ pos: [Int32], _ m: [Int32], _ s: [Int32]) throws {
-        precondition(pos.count == kept && m.count == kept && s.count == seqLen, "slot table sizes")
-        for (d, values) in [(position, pos), (merged, m), (slotOf, s)] where !values.isEmpty {
+    private func writeSlots(head g: Int, _ pos: [Int32], _ m: [Int32], _ s: [Int32]) throws {
+        precondition(pos.count == kept[g] && m.count == kept[g] && s.count == seqLen, "slot table sizes")
+        let h = heads[g]
+        for (d, row, values) in [(h.position, h.row, pos), (h.merged, h.row, m), (slotOf, g, s)] where !values.isEmpty {
             try values.withUnsafeBytes {
                 try d.write(
-                    start: [head, 0], count: [1, values.count], memoryType: h5t_native_int32(), from: $0.baseAddress!)
+                    start: [row, 0], count: [1, values.count], memoryType: h5t_native_int32(), from: $0.baseAddress!)
             }
         }
     }

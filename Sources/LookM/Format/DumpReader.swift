@@ -22,6 +22,10 @@ final class DumpReader {
         file = try H5File.openForReading(path, displayName: displayName)
         let attrs = try file.rootAttributes()
         header = try requireFormat(attrs, Layout.dumpFormat)
+        if header.has(.raggedHeads) {
+            throw file.site.error(
+                nil, "extension ragged-heads is for caches (docs/format.md); a dump stores every head's positions")
+        }
         shape = try ModelShape.read(attrs)
         nextPosition = try readNextPosition(attrs, header)
         model = try attrs.string("model")

@@ -12,6 +12,8 @@ enum Layout {
 
     static func layer(_ i: Int) -> String { "/layers/\(i)" }
     static func layer(_ i: Int, _ name: LayerDataset) -> String { "/layers/\(i)/\(name.rawValue)" }
+    /// Kv head `g` of a ragged cache layer (extension `ragged-heads`).
+    static func head(_ i: Int, _ g: Int) -> String { "/layers/\(i)/heads/\(g)" }
 }
 
 /// The per-layer datasets of a dump.

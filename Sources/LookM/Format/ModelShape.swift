@@ -88,6 +88,9 @@ enum FormatExtension: String, CaseIterable, Sendable {
     /// Layer attribute `sliding_window`: the layer attends to (and, after the prefill, holds) only
     /// the last `sliding_window - 1` positions (Gemma3's local layers, Mistral-style models).
     case slidingWindow = "sliding-window"
+    /// Cache layers whose kv heads keep different numbers of slots store each head in
+    /// `/layers/i/heads/g/` (a head allocation such as Ada-KV).
+    case raggedHeads = "ragged-heads"
 }
 
 /// Checks the `format`, `format_version` and (version 2) `extensions` root attributes.

@@ -82,14 +82,19 @@ final class H5File {
     }
 
     /// Whether `path` exists and is a dataset.
-    func isDataset(_ path: String) -> Bool {
-        guard exists(path) else { return false }
+    func isDataset(_ path: String) -> Bool { objectType(path) == H5O_TYPE_DATASET }
+
+    /// Whether `path` exists and is a group.
+    func isGroup(_ path: String) -> Bool { objectType(path) == H5O_TYPE_GROUP }
+
+    private func objectType(_ path: String) -> H5O_type_t? {
+        guard exists(path) else { return nil }
         var info = H5O_info_t()
         guard H5Oget_info_by_name2(handle.id, path, &info, UInt32(H5O_INFO_BASIC), h5_default()) >= 0 else {
             H5Eclear2(h5e_default())
-            return false
+            return nil
         }
-        return info.type == H5O_TYPE_DATASET
+        return info.type
     }
 
     func openDataset(_ path: String) throws -> H5Dataset {

@@ -45,12 +45,15 @@ public struct InspectReport: Codable, Sendable {
         public var storage: String
         /// The model's sliding window of this layer, when the file records one.
         public var slidingWindow: Int? = nil
+        /// Slots of each kv head, in a ragged layer (`kept` is then their mean, rounded down).
+        public var keptPerHead: [Int]? = nil
         enum CodingKeys: String, CodingKey {
             case index, datasets, kept, merged, dropped, storage
             case windowRows = "window_rows"
             case kvBytes = "kv_bytes"
             case kvStoredBytes = "kv_stored_bytes"
             case slidingWindow = "sliding_window"
+            case keptPerHead = "kept_per_head"
         }
     }
 

@@ -47,8 +47,7 @@ public enum Inspector {
         var buffer = [Float]()
         for i in 0..<cache.shape.numLayers {
             let layer = try cache.layer(i)
-            try readAll(layer.key, &buffer)
-            try readAll(layer.value, &buffer)
+            for tensor in layer.tensors { try readAll(tensor, &buffer) }
             var merged = 0
             var dropped = 0
             for h in 0..<cache.shape.numKVHeads {
@@ -58,10 +57,9 @@ public enum Inspector {
             }
             layers.append(
                 InspectReport.Layer(
-                    index: i, kept: layer.kept, merged: merged, dropped: dropped,
-                    kvBytes: kvBytes(layer.key, layer.value),
-                    kvStoredBytes: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes,
-                    storage: layer.key.dataset.storageDescription, slidingWindow: layer.slidingWindow))
+                    index: i, kept: layer.kept.reduce(0, +) / layer.kept.count, merged: merged, dropped: dropped,
+                    kvBytes: layer.kvBytes, kvStoredBytes: layer.kvStoredBytes, storage: layer.storageDescription,
+                    slidingWindow: layer.slidingWindow, keptPerHead: layer.ragged ? layer.kept : nil))
         }
         let method = JSONValue.parse(cache.method) ?? .string(cache.method)
         return report(

@@ -19,10 +19,12 @@ public struct Method: Sendable {
     let allocation: any LayerAllocation
     /// `--recent N`: the recent window of every layer is `min(N, kept)` instead of half the budget.
     public let recent: Int?
+    let headAllocation: any HeadAllocation
 
     init(
         selector: any Selector, merge: any Merge, variant: Variant = .paper, budget: Budget = .paperDefault,
-        allocation: any LayerAllocation = UniformAllocation(), recent: Int? = nil
+        allocation: any LayerAllocation = UniformAllocation(), recent: Int? = nil,
+        headAllocation: any HeadAllocation = UniformHeads()
     ) {
         self.selector = selector
         self.merge = merge
@@ -30,7 +32,11 @@ public struct Method: Sendable {
         self.budget = budget
         self.allocation = allocation
         self.recent = recent
+        self.headAllocation = headAllocation
     }
+
+    /// Whether kv heads of a layer may keep different counts (the cache's `ragged-heads` layout).
+    public var raggedHeads: Bool { !(headAllocation is UniformHeads) }
 
     public var allocationName: String { type(of: allocation).name }
 
@@ -83,6 +89,7 @@ public struct Method: Sendable {
         o.merge(budget.parameters) { _, b in b }
         o.merge(allocation.parameters) { _, a in a }
         if let recent { o["recent"] = .int(recent) }
+        o.merge(headAllocation.parameters) { _, h in h }
         o["codec"] = .string(codec.name)
         if let level = codec.level { o["level"] = .int(level) }
         return CanonicalJSON.encode(o)

@@ -4,7 +4,7 @@ struct LayerContext: Sendable {
     let method: Method
     let layer: Int
     let length: Int
-    let hh: Int
+    private(set) var hh: Int
     let recent: Int
     let modality: [Modality]
     /// Query heads per kv head.
@@ -20,6 +20,13 @@ struct LayerContext: Sendable {
     }
 
     var variant: Variant { method.variant }
+
+    /// This context with `hh` heavy hitters (one kv head's share under a head allocation).
+    func withHeavyHitters(_ hh: Int) -> LayerContext {
+        var c = self
+        c.hh = hh
+        return c
+    }
     /// Positions outside the recent window, `0 ..< oldCount`.
     var oldCount: Int { max(0, length - recent) }
     var hasNonText: Bool { modality.contains { $0 != .text } }

@@ -8,12 +8,17 @@ public struct MethodOptions: Sendable {
     public var selectorFlags: SelectorFlags = SelectorFlags()
     public var allocation: String?
     public var allocationFlags: AllocationFlags = AllocationFlags()
+    public var headAllocation: String?
+    public var headAllocationFlags: HeadAllocationFlags = HeadAllocationFlags()
 
     public init(
         method: String? = nil, selector: String? = nil, merge: String? = nil, variant: Variant = .paper,
         budget: BudgetOptions = BudgetOptions(), selectorFlags: SelectorFlags = SelectorFlags(),
-        allocation: String? = nil, allocationFlags: AllocationFlags = AllocationFlags()
+        allocation: String? = nil, allocationFlags: AllocationFlags = AllocationFlags(),
+        headAllocation: String? = nil, headAllocationFlags: HeadAllocationFlags = HeadAllocationFlags()
     ) {
+        self.headAllocation = headAllocation
+        self.headAllocationFlags = headAllocationFlags
         self.allocation = allocation
         self.allocationFlags = allocationFlags
         self.method = method
@@ -52,7 +57,14 @@ extension Method {
             pair.selector, options.selectorFlags, variant: options.variant, merge: merge)
         let allocation = try AllocationRegistry.make(
             options.allocation ?? UniformAllocation.name, options.allocationFlags)
-        if options.variant == .reference && !(allocation is UniformAllocation) {
+        let heads = try HeadAllocationRegistry.make(
+            options.headAllocation ?? UniformHeads.name, options.headAllocationFlags)
+        if !(heads is UniformHeads) && !type(of: selector).ranks {
+            throw LookMError.usage(
+                "--head-allocation \(type(of: heads).name) shares a layer's budget by the selector's ranking, and '\(pair.selector)' does not rank positions; use text-prior, h2o, snapkv or knorm"
+            )
+        }
+        if options.variant == .reference && !(allocation is UniformAllocation && heads is UniformHeads) {
             throw LookMError.usage(
                 "--variant reference reproduces the authors' code, which keeps the same budget in every layer; drop --allocation"
             )
@@ -64,7 +76,7 @@ extension Method {
         }
         let method = Method(
             selector: selector, merge: merge, variant: options.variant, budget: budget, allocation: allocation,
-            recent: options.budget.recent)
+            recent: options.budget.recent, headAllocation: heads)
         if options.variant == .reference { try method.requireOfficial() }
         return method
     }

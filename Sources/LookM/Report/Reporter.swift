@@ -22,19 +22,20 @@ public enum Reporter {
                 let slots = try layer.slots(head: g)
                 heads.append(
                     CompressedHead(
-                        position: slots.position, keys: try layer.key.read(head: g),
-                        values: try layer.value.read(head: g), merged: slots.merged, slotOf: slots.slotOf))
+                        position: slots.position, keys: try layer.keys(head: g), values: try layer.values(head: g),
+                        merged: slots.merged, slotOf: slots.slotOf))
             }
+            let slots = layer.kept.reduce(0, +)
             let text = heads.reduce(0) { acc, h in
                 acc + h.position.lazy.filter { cache.tokens.modality[Int($0)] == .text }.count
             }
             rows.append(
                 MemoryRow(
-                    layer: i, kept: Double(layer.kept), keptText: Double(text) / Double(G),
-                    keptImage: Double(layer.kept * G - text) / Double(G),
+                    layer: i, kept: Double(slots) / Double(G), keptText: Double(text) / Double(G),
+                    keptImage: Double(slots - text) / Double(G),
                     merged: heads.reduce(0) { $0 + $1.mergedCount }, dropped: heads.reduce(0) { $0 + $1.droppedCount },
-                    kvBytesOriginal: 2 * G * L * D * elem, kvBytesCache: 2 * G * layer.kept * D * elem,
-                    kvBytesDisk: layer.key.dataset.storageBytes + layer.value.dataset.storageBytes))
+                    kvBytesOriginal: 2 * G * L * D * elem, kvBytesCache: layer.kvBytes,
+                    kvBytesDisk: layer.kvStoredBytes))
             if let dump {
                 let dumpLayer = try dump.layer(i)
                 if dumpLayer.slidingWindow != nil {

@@ -8,7 +8,7 @@ enum HeadwiseSweep {
     static func applies(_ compressors: [LayerCompressor], _ contexts: [LayerContext]) -> Bool {
         var windows = Set<Int>()
         for (c, context) in zip(compressors, contexts) {
-            if c.merge.couplesHeads(context) { return false }
+            if c.couplesHeads(context) { return false }
             if case .windowRows(let rows) = c.selector.need(context) { windows.insert(rows) }
         }
         return windows.count <= 1

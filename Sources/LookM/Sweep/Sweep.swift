@@ -64,16 +64,27 @@ public enum Sweeper {
         }
     }
 
-    /// A `--methods` entry: a method of docs/method.md section 5, optionally `+ALLOCATION`
-    /// (`lookm+pyramid`).
+    /// A `--methods` entry: a method of docs/method.md section 5, optionally followed by a layer
+    /// allocation and a head allocation, each after a `+` (`lookm+pyramid`, `snapkv+adakv`,
+    /// `h2o+pyramid+adakv`), with their default parameters.
     static func method(_ entry: String, budget: Double) throws -> Method {
-        let parts = entry.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        if parts.count == 2 && (parts[0].isEmpty || parts[1].isEmpty) {
-            throw LookMError.usage("--methods: '\(entry)' is not METHOD or METHOD+ALLOCATION; e.g. lookm+pyramid")
+        let parts = entry.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
+        var options = MethodOptions(method: parts[0], budget: BudgetOptions(budget: budget))
+        for part in parts.dropFirst() {
+            if AllocationRegistry.names.contains(part) && options.allocation == nil {
+                options.allocation = part
+            } else if HeadAllocationRegistry.names.contains(part) && options.headAllocation == nil {
+                options.headAllocation = part
+            } else {
+                throw LookMError.usage(
+                    "--methods: '\(entry)': '\(part)' is not a layer allocation (\(AllocationRegistry.names.joined(separator: ", "))) or a head allocation (\(HeadAllocationRegistry.names.joined(separator: ", "))), or is given twice; e.g. lookm+pyramid+adakv"
+                )
+            }
         }
-        return try Method.resolve(
-            MethodOptions(
-                method: parts[0], budget: BudgetOptions(budget: budget), allocation: parts.count == 2 ? parts[1] : nil))
+        if parts[0].isEmpty {
+            throw LookMError.usage("--methods: '\(entry)' names no method; e.g. lookm+pyramid")
+        }
+        return try Method.resolve(options)
     }
 
     public static func run(
@@ -100,7 +111,8 @@ public enum Sweeper {
                     tokens: dump.tokens, elementType: dump.elementType, codec: SweepSetting.codec,
                     method: setting.canonicalJSON(s),
                     source: SourceInfo.of(input),
-                    nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow))
+                    nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow),
+                    raggedHeads: setting.method.raggedHeads)
             }
         }
         var source = QuerySource.scores

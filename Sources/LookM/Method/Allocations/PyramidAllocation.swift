@@ -1,4 +1,4 @@
-/// PyramidKV (Cai et al., 2024, arXiv:2406.02069) as NVIDIA's kvpress defines it
+/// PyramidKV (Cai et al., 2024, arXiv:2406.02069) as NVIDIA's kvpress 0.5.5 defines it
 /// (`kvpress/presses/pyramidkv_press.py`, `get_layer_budget`): lower layers keep more, the counts
 /// falling linearly from the first layer to the last, with the same mean as a uniform budget.
 ///
@@ -6,8 +6,8 @@
 /// and steepness `beta`, in IEEE double exactly as kvpress's Python computes it:
 ///
 ///     least = n / beta,  most = 2n - least;  if most >= L - W: most = L - W, least = 2n - most
-///     unless L >= most >= least >= W: every layer keeps round(n)   (kvpress's SnapKV fallback)
-///     layer i keeps round(most - i * (most - least) / (layers - 1))
+///     unless L >= most >= least >= W: every layer keeps max(1, round(n))   (kvpress's SnapKV fallback)
+///     layer i keeps round(most - i * (most - least) / (layers - 1))   (a single layer: round(most))
 ///
 /// `round` is Python's, half to even. Each layer rounds on its own, so the total can differ from
 /// `layers * n` by up to `layers / 2` tokens (kvpress's rule; kept for exact agreement).
@@ -37,10 +37,10 @@ struct PyramidAllocation: LayerAllocation {
             most = L - W
             least = (capacity - W) * 2 - most
         }
-        guard layers > 1, L >= most, most >= least, least >= W else {
-            return Int(n.rounded(.toNearestOrEven))
+        guard L >= most, most >= least, least >= W else {
+            return max(1, Int(n.rounded(.toNearestOrEven)))
         }
-        let steps = (most - least) / Double(layers - 1)
+        let steps = layers > 1 ? (most - least) / Double(layers - 1) : 0
         return min(length, max(0, Int((most - Double(layer) * steps).rounded(.toNearestOrEven))))
     }
 }

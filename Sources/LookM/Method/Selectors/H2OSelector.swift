@@ -1,6 +1,7 @@
 /// H2O: the heavy hitters by accumulated attention, no modality preference.
 struct H2OSelector: Selector {
     static let name = "h2o"
+    static let ranks = true
     static let flags: Set<SelectorFlag> = [.gqaAgg]
     var gqaAgg: GQAAggregation = .mean
     /// Reference rules 2 and 8: paired with a merge, the official code makes the first four
@@ -39,5 +40,10 @@ struct H2OSelector: Selector {
             chosen = TopK.torch(Array(scores[0..<old]), hh)
         }
         return chosen.sorted() + Array(recentPositions(context))
+    }
+
+    func priorities(_ head: HeadInput, _ context: LayerContext) -> [Priority]? {
+        guard context.variant == .paper, let scores = head.scores else { return nil }
+        return (0..<context.oldCount).map { Priority(score: Double(scores[$0])) }
     }
 }

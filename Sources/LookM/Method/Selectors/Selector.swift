@@ -17,12 +17,28 @@ protocol Selector: Sendable {
     func copyReason(_ context: LayerContext) -> String?
     /// Kept positions of one kv head, ascending.
     func select(_ head: HeadInput, _ context: LayerContext) throws -> [Int]
+    /// How this selector ranks the old positions of one kv head (`0 ..< oldCount`), comparable
+    /// across the heads of a layer: `select` with `hh` heavy hitters keeps the top `hh` of it (ties to
+    /// the lower position). nil for selectors that do not rank (a head allocation needs a ranking).
+    func priorities(_ head: HeadInput, _ context: LayerContext) -> [Priority]?
+    /// Whether `priorities` gives a ranking (under the paper variant).
+    static var ranks: Bool { get }
+}
+
+/// A position's rank for a selector: a higher tier first (text-prior's text), then a higher score.
+struct Priority: Comparable, Sendable {
+    var tier: Int = 0
+    var score: Double
+
+    static func < (a: Priority, b: Priority) -> Bool { (a.tier, a.score) < (b.tier, b.score) }
 }
 
 extension Selector {
     static var flags: Set<SelectorFlag> { [] }
+    static var ranks: Bool { false }
     func parameters(gqa: Bool) -> [String: CanonicalJSON.Value] { [:] }
     var aggregation: GQAAggregation? { nil }
+    func priorities(_ head: HeadInput, _ context: LayerContext) -> [Priority]? { nil }
     func need(_ context: LayerContext) -> DataNeed { .none }
 
     /// The budget rule of docs/method.md section 2, and reference rule 10 (no image: unchanged).

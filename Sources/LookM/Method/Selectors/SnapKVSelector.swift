@@ -2,6 +2,7 @@
 /// columns, average-pooled, aggregated over the kv head's query heads; top hh.
 struct SnapKVSelector: Selector {
     static let name = "snapkv"
+    static let ranks = true
     static let flags: Set<SelectorFlag> = [.gqaAgg, .window, .kernel]
     /// Observation window in queries; nil under `--variant reference` (the recent count, rule 11).
     var window: Int? = 32
@@ -40,14 +41,23 @@ struct SnapKVSelector: Selector {
         let chosen: [Int]
         switch context.variant {
         case .paper:
-            let pooled = sums.map { Self.pool(Array($0[0..<old]), kernel) }
-            chosen = TopK.stable(Scores.aggregate(pooled, gqaAgg), context.hh)
+            chosen = TopK.stable(pooledScores(sums, old: old), context.hh)
         case .reference:
             // Float32 throughout, as torch runs avg_pool1d on the float32 column sums.
             let column = sums[0][0..<old].map { Float($0) }
             chosen = TopK.torch(Self.poolFloat(column, kernel), context.hh)
         }
         return chosen.sorted() + Array(recentPositions(context))
+    }
+
+    /// Paper variant: each query head's window sums over the old positions, pooled, then aggregated.
+    private func pooledScores(_ sums: [[Double]], old: Int) -> [Double] {
+        Scores.aggregate(sums.map { Self.pool(Array($0[0..<old]), kernel) }, gqaAgg)
+    }
+
+    func priorities(_ head: HeadInput, _ context: LayerContext) -> [Priority]? {
+        guard context.variant == .paper, let sums = head.windowSums else { return nil }
+        return pooledScores(sums, old: context.oldCount).map { Priority(score: $0) }
     }
 
     /// Average pooling of width `k` (odd), zero padding counted: every output is divided by `k`.

@@ -1,6 +1,7 @@
 /// LOOK-M's text-prior eviction: text tokens first, image tokens by accumulated attention.
 struct TextPriorSelector: Selector {
     static let name = "text-prior"
+    static let ranks = true
     static let flags: Set<SelectorFlag> = [.gqaAgg]
     var gqaAgg: GQAAggregation = .mean
 
@@ -38,5 +39,13 @@ struct TextPriorSelector: Selector {
             chosen = Array(keep)
         }
         return chosen.sorted() + Array(recentPositions(context))
+    }
+
+    /// Text before images, each by score: the order `select` keeps in (paper variant).
+    func priorities(_ head: HeadInput, _ context: LayerContext) -> [Priority]? {
+        guard context.variant == .paper, let scores = head.scores else { return nil }
+        return (0..<context.oldCount).map {
+            Priority(tier: context.modality[$0] == .text ? 1 : 0, score: Double(scores[$0]))
+        }
     }
 }
