@@ -17,7 +17,7 @@ import sys
 
 import torch
 from transformers import LlavaForConditionalGeneration
-from kvpress import AdaKVPress, PyramidKVPress, SnapKVPress
+from kvpress import AdaKVPress, KnormPress, PyramidKVPress, SnapKVPress, StreamingLLMPress
 
 
 def make_press(spec):
@@ -28,6 +28,13 @@ def make_press(spec):
         scorer = SnapKVPress(compression_ratio=spec["compression_ratio"], window_size=spec["window_size"],
                              kernel_size=spec["kernel_size"])
         return AdaKVPress(press=scorer, alpha_safeguard=spec["alpha_safeguard"])
+    if spec["press"] == "snapkv":
+        return SnapKVPress(compression_ratio=spec["compression_ratio"], window_size=spec["window_size"],
+                           kernel_size=spec["kernel_size"])
+    if spec["press"] == "knorm":
+        return KnormPress(compression_ratio=spec["compression_ratio"])
+    if spec["press"] == "streaming":
+        return StreamingLLMPress(compression_ratio=spec["compression_ratio"], n_sink=spec["n_sink"])
     raise SystemExit(f"unknown press {spec['press']}")
 
 

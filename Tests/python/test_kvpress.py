@@ -112,3 +112,18 @@ def test_adakv_keeps_what_kvpress_keeps(lookm, prepared, tmp_path, ratio, alpha)
     lk = lookm_kept(cache)
     assert any(len(layer[0]) != len(layer[1]) for layer in lk)  # heads really keep different counts
     compare(kv, lk)
+
+
+@pytest.mark.parametrize("press,flags", [
+    ({"press": "snapkv", "window_size": WINDOW, "kernel_size": 5},
+     ["--method", "snapkv", "--window", str(WINDOW), "--kernel", "5", "--recent", str(WINDOW)]),
+    ({"press": "knorm"}, ["--method", "knorm", "--recent", "0"]),
+    ({"press": "streaming", "n_sink": 4}, ["--method", "streaming", "--sinks", "4"]),
+])
+def test_existing_selectors_agree_with_kvpress_where_docs_say(lookm, prepared, tmp_path, press, flags):
+    """docs/method.md's kvpress table: these selectors, with these flags, keep what kvpress keeps."""
+    d, L = prepared
+    kv = kvpress_kept(d, dict(press, compression_ratio=0.75))
+    cache = tmp_path / "c.h5"
+    run("compress", d / "dump.h5", "-o", cache, *flags, "--budget", "0.25", check=0)
+    compare(kv, lookm_kept(cache))
