@@ -54,6 +54,10 @@ struct CompressCommand: ParsableCommand {
         parsing: .unconditional,
         help: "With --budget or --keep: the recent window is this many tokens (not half the budget).")
     var recent: Int?
+    @Option(
+        name: .customLong("target-bytes"),
+        help: "Keep the most tokens whose cache K/V fit this size: 400MiB, 1.5GB, 25% (of the dump's K/V).")
+    var targetBytes: String?
     @Option(help: "paper (the clean definitions) or reference (the authors' code, bit for bit).") var variant: Variant =
         .paper
     @Option(name: .customLong("gqa-agg"), help: "How a kv head aggregates its query heads' scores (default: mean).")
@@ -116,7 +120,8 @@ struct CompressCommand: ParsableCommand {
             MethodOptions(
                 method: self.method, selector: selector, merge: merge, variant: variant,
                 budget: BudgetOptions(
-                    hhRatio: hhRatio, recentRatio: recentRatio, budget: budget, keep: keep, recent: recent),
+                    hhRatio: hhRatio, recentRatio: recentRatio, budget: budget, keep: keep, recent: recent,
+                    targetBytes: try targetBytes.map(ByteTarget.parse)),
                 selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed),
                 allocation: allocation,
                 allocationFlags: AllocationFlags(pyramidBeta: pyramidBeta, pyramidWindow: pyramidWindow),

@@ -190,6 +190,44 @@ def test_adakv_gives_heads_different_counts_and_keeps_a_floor(lookm, dumps, tmp_
             assert min(counts) >= int(48 * 0.5), counts    # each keeps its floor (n = 48: 24 recent + 24 own)
 
 
+def expected_keep(L, layers, G, D, elem, target, pyramid=None):
+    """The largest --keep N whose cache K/V bytes fit `target` (docs/method.md section 2), computed
+    here from the definitions: a layer keeps N (or its pyramid share), and is copied whole when
+    that is 0 or reaches L."""
+    def total(n):
+        keeps = ref.pyramid_keep(L, layers, n, *pyramid) if pyramid else [n] * layers
+        return sum((L if k == 0 or k >= L else k) * G * 2 * D * elem for k in keeps)
+    fits = [n for n in range(1, L + 1) if total(n) <= target]
+    return (fits[-1], total) if fits else (None, total)
+
+
+@pytest.mark.parametrize("target,goal,flags,pyramid", [
+    ("9000", 9000, [], None),
+    ("25%", 30720 // 4, ["--head-allocation", "adakv"], None),
+    ("8KiB", 8192, ["--allocation", "pyramid", "--pyramid-beta", "4", "--pyramid-window", "8"], (4, 8)),
+    ("0.012MB", 12000, ["--allocation", "pyramid", "--pyramid-beta", "4", "--pyramid-window", "8",
+                        "--head-allocation", "adakv", "--method", "h2o"], (4, 8)),
+])
+def test_target_bytes_keeps_the_most_that_fits(lookm, dumps, tmp_path, target, goal, flags, pyramid):
+    dump = dumps["gqa"]
+    with h5py.File(dump, "r") as f:
+        L, layers, G, D = (int(f.attrs[k]) for k in ("seq_len", "num_layers", "num_kv_heads", "head_dim"))
+    assert L * layers * G * 2 * D * 2 == 30720  # the dump's K/V bytes, which 25% is a share of
+    p = run("compress", dump, "-o", tmp_path / "c.h5", "--target-bytes", target, "--json", *flags, check=0)
+    summary = json.loads(p.stdout)
+    n, total = expected_keep(L, layers, G, D, 2, goal, pyramid)
+    assert summary["method"]["keep"] == n and summary["method"]["target_bytes"] == goal
+    assert summary["kv_bytes_out"] == total(n) <= goal
+    # One more token of budget would not fit: compress says so through the same flags.
+    more = run("compress", dump, "-o", tmp_path / "d.h5", "--keep", str(n + 1), "--json",
+               *[f for f in flags], check=0)
+    assert json.loads(more.stdout)["kv_bytes_out"] > goal
+    r = run("report", tmp_path / "c.h5", "--format", "json", check=0)
+    report = json.loads(r.stdout)
+    assert report["target_bytes"] == goal and report["memory"]["kv_bytes_cache"] <= goal
+    assert "target" in run("report", tmp_path / "c.h5", check=0).stdout.decode()
+
+
 def test_uniform_allocation_is_the_default_and_leaves_the_bytes(lookm, dumps, tmp_path):
     a = compress(dumps["float16"], tmp_path / "a.h5", "--budget", "0.3")
     b = compress(dumps["float16"], tmp_path / "b.h5", "--budget", "0.3", "--allocation", "uniform")
@@ -377,13 +415,18 @@ def test_method_attribute_is_canonical(lookm, dumps, tmp_path):
     (["--pyramid-beta", "3", "--budget", "0.2"], ["--pyramid-beta", "--allocation pyramid"]),
     (["--allocation", "pyramid", "--budget", "0.2", "--pyramid-beta", "0"], ["--pyramid-beta 0"]),
     (["--variant", "reference", "--allocation", "pyramid"], ["--variant reference"]),
-    (["--recent", "8"], ["--recent", "--budget or --keep"]),
+    (["--recent", "8"], ["--recent", "--keep or --target-bytes"]),
     (["--budget", "0.2", "--recent", "-1"], ["--recent -1"]),
     (["--budget", "0.2", "--head-allocation", "adakv", "--method", "random"], ["random", "does not rank"]),
     (["--budget", "0.2", "--head-allocation", "fair"], ["unknown head allocation 'fair'", "adakv"]),
     (["--budget", "0.2", "--adakv-floor", "0.5"], ["--adakv-floor", "--head-allocation adakv"]),
     (["--budget", "0.2", "--head-allocation", "adakv", "--adakv-floor", "1.5"], ["--adakv-floor 1.5"]),
     (["--variant", "reference", "--head-allocation", "adakv"], ["--variant reference"]),
+    (["--target-bytes", "1GB"], ["--target-bytes", "not below the dump's own"]),
+    (["--target-bytes", "10B"], ["--target-bytes", "cannot be met"]),
+    (["--target-bytes", "12 parsecs"], ["--target-bytes 12 parsecs", "not a size"]),
+    (["--target-bytes", "150%"], ["--target-bytes 150%"]),
+    (["--target-bytes", "20%", "--keep", "5"], ["give one budget"]),
 ])
 def test_usage_errors(lookm, tmp_path, args, words):
     p = run("compress", FIXTURES / "llava-mini.h5", *(["-o", tmp_path / "c.h5"] if "-o" not in args else []), *args)

@@ -126,10 +126,13 @@ extension BatchRunner.Job {
         Self(
             command: "compress", outputName: { "\($0).lookm.h5" },
             check: { dump, output, source in
-                let shape = try DumpReader(path: dump).shape
+                let reader = try DumpReader(path: dump)
+                let shape = reader.shape
+                // A --target-bytes budget is found per dump, as compress records it.
                 return ExistingOutput.check(
                     output, sweep: false,
-                    settings: method.canonicalJSON(gqa: shape.numKVHeads != shape.numHeads, codec: codec),
+                    settings: try method.fitted(to: reader).canonicalJSON(
+                        gqa: shape.numKVHeads != shape.numHeads, codec: codec),
                     source: source)
             },
             run: { dump, output, replace in

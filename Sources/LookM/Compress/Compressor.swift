@@ -25,6 +25,7 @@ public enum Compressor {
         BLAS.configure()
         let dump = try DumpReader(path: input.path, displayName: input.displayName)
         let s = dump.shape
+        let method = try method.fitted(to: dump)
         let compressor = LayerCompressor(method)
         if method.variant == .reference && s.numKVHeads != s.numHeads {
             throw LookMError.usage(

@@ -67,25 +67,33 @@ public struct BudgetOptions: Sendable {
     public var keep: Int?
     /// `--recent N`: with `budget` or `keep`, the recent window's size instead of half the budget.
     public var recent: Int?
+    /// `--target-bytes`: the largest `--keep N` whose cache fits (found once the dump is open).
+    public var targetBytes: ByteTarget?
 
     public init(
-        hhRatio: Double? = nil, recentRatio: Double? = nil, budget: Double? = nil, keep: Int? = nil, recent: Int? = nil
+        hhRatio: Double? = nil, recentRatio: Double? = nil, budget: Double? = nil, keep: Int? = nil, recent: Int? = nil,
+        targetBytes: ByteTarget? = nil
     ) {
         self.hhRatio = hhRatio
         self.recentRatio = recentRatio
         self.budget = budget
         self.keep = keep
         self.recent = recent
+        self.targetBytes = targetBytes
     }
 
     /// The one form given (the paper's ratios when none is), validated.
     public func resolve() throws -> Budget {
-        let forms = [hhRatio != nil || recentRatio != nil, budget != nil, keep != nil].filter { $0 }.count
+        let forms = [hhRatio != nil || recentRatio != nil, budget != nil, keep != nil, targetBytes != nil].filter { $0 }
+            .count
         guard forms <= 1 else {
-            throw LookMError.usage("give one budget: --hh-ratio/--recent-ratio, or --budget, or --keep (not several)")
+            throw LookMError.usage(
+                "give one budget: --hh-ratio/--recent-ratio, or --budget, or --keep, or --target-bytes (not several)")
         }
         let b: Budget
-        if let budget {
+        if targetBytes != nil {
+            b = .keep(1)  // a placeholder: Method.fitted(...) finds the count once the dump is open
+        } else if let budget {
             b = .fraction(budget)
         } else if let keep {
             b = .keep(keep)
@@ -94,9 +102,9 @@ public struct BudgetOptions: Sendable {
         }
         try b.validate()
         if let recent {
-            guard budget != nil || keep != nil else {
+            guard budget != nil || keep != nil || targetBytes != nil else {
                 throw LookMError.usage(
-                    "--recent sizes the recent window of a --budget or --keep budget; give one of them (the ratios already set it with --recent-ratio)"
+                    "--recent sizes the recent window of a --budget, --keep or --target-bytes budget; give one of them (the ratios already set it with --recent-ratio)"
                 )
             }
             guard recent >= 0 else { throw LookMError.usage("--recent \(recent): must not be negative") }

@@ -20,12 +20,16 @@ public struct Method: Sendable {
     /// `--recent N`: the recent window of every layer is `min(N, kept)` instead of half the budget.
     public let recent: Int?
     let headAllocation: any HeadAllocation
+    /// `--target-bytes` as given, and once `fitted` to a dump, the bytes it resolved to.
+    public internal(set) var target: ByteTarget?
+    public internal(set) var targetBytes: Int?
 
     init(
         selector: any Selector, merge: any Merge, variant: Variant = .paper, budget: Budget = .paperDefault,
         allocation: any LayerAllocation = UniformAllocation(), recent: Int? = nil,
-        headAllocation: any HeadAllocation = UniformHeads()
+        headAllocation: any HeadAllocation = UniformHeads(), target: ByteTarget? = nil
     ) {
+        self.target = target
         self.selector = selector
         self.merge = merge
         self.variant = variant
@@ -89,6 +93,8 @@ public struct Method: Sendable {
         o.merge(budget.parameters) { _, b in b }
         o.merge(allocation.parameters) { _, a in a }
         if let recent { o["recent"] = .int(recent) }
+        if let targetBytes { o["target_bytes"] = .int(targetBytes) }
+        if case .share(let s)? = target { o["target_share"] = .ratio(s) }
         o.merge(headAllocation.parameters) { _, h in h }
         o["codec"] = .string(codec.name)
         if let level = codec.level { o["level"] = .int(level) }

@@ -76,7 +76,7 @@ extension Method {
         }
         let method = Method(
             selector: selector, merge: merge, variant: options.variant, budget: budget, allocation: allocation,
-            recent: options.budget.recent, headAllocation: heads)
+            recent: options.budget.recent, headAllocation: heads, target: options.budget.targetBytes)
         if options.variant == .reference { try method.requireOfficial() }
         return method
     }

@@ -84,6 +84,12 @@ extension Report {
             "K/V",
             "\(Formatting.bytes(m.kvBytesOriginal)) -> \(Formatting.bytes(m.kvBytesCache)) in memory (\(cell(m.savedPercent, 1)) % saved, \(cell(m.ratio, 2))x); \(Formatting.bytes(m.kvBytesDisk)) on disk"
         )
+        if let t = targetBytes {
+            row(
+                "target",
+                "\(Formatting.bytes(t)) of K/V in memory: \(m.kvBytesCache <= t ? "met" : "NOT met") (\(Formatting.bytes(m.kvBytesCache)))"
+            )
+        }
         row("merged", "\(m.merged) evicted tokens folded into slots, \(m.dropped) dropped (over kv heads)")
         guard let f = fidelity else {
             lines.append("  (fidelity needs --reference DUMP, the dump this cache was made from)")

@@ -65,9 +65,12 @@ public struct Report: Codable, Sendable {
     public var memory: MemoryRow
     public var layers: [MemoryRow]
     public var fidelity: FidelitySummary?
+    /// The `--target-bytes` the cache was made for (its `method` records it), beside `memory`'s result.
+    public var targetBytes: Int? = nil
     enum CodingKeys: String, CodingKey {
         case cache, reference, method, memory, layers, fidelity
         case reportVersion = "report_version"
         case seqLen = "seq_len"
+        case targetBytes = "target_bytes"
     }
 }

@@ -57,9 +57,12 @@ public enum Reporter {
                 }
             }
         }
+        let method = JSONValue.parse(cache.method) ?? .string(cache.method)
+        var target: Int?
+        if case .object(let o) = method, case .number(let t)? = o["target_bytes"] { target = Int(exactly: t) }
         return Report(
-            cache: cache.name, reference: dump?.name, method: JSONValue.parse(cache.method) ?? .string(cache.method),
-            seqLen: L, memory: MemoryRow.total(rows), layers: rows, fidelity: dump == nil ? nil : fidelity.summary())
+            cache: cache.name, reference: dump?.name, method: method, seqLen: L, memory: MemoryRow.total(rows),
+            layers: rows, fidelity: dump == nil ? nil : fidelity.summary(), targetBytes: target)
     }
 
     /// The slots no merge touched hold the dump's keys bit for bit (both sides are the stored
