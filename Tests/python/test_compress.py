@@ -40,7 +40,7 @@ def as_float(d):
 
 
 def compress(dump, out, *flags):
-    run("compress", dump, "-o", out, "--threads", "2", *flags, check=0)
+    run("compress", dump, "-o", out, *(["--threads", "2"] if "--threads" not in flags else []), *flags, check=0)
     return out
 
 
@@ -244,6 +244,27 @@ def test_sweep_takes_allocations(lookm, tmp_path):
     assert set(rows) == {"lookm", "lookm+pyramid", "h2o+uniform"}
     # 3 layers at n = 60 with beta 20, W 64: least = 3 < W, so kvpress's fallback keeps round(60) everywhere.
     assert rows["lookm+pyramid"]["kept_fraction"] == rows["lookm"]["kept_fraction"] == 0.5
+
+
+def test_sweep_counts_kv_bytes_and_takes_head_allocations(lookm, dumps, tmp_path):
+    dump = dumps["gqa"]
+    p = run("sweep", dump, "--methods", "h2o,h2o+adakv,lookm+pyramid+adakv", "--budgets", "0.1,0.3", "--format", "json",
+            "--plot", tmp_path / "p.svg", check=0)
+    rows = json.loads(p.stdout)["rows"]
+    for r in rows:  # 30720 bytes of K/V in the dump
+        assert r["kv_bytes"] == round(r["kept_fraction"] * 30720)
+    by = {(r["method"], r["budget"]): r for r in rows}
+    assert by[("h2o", 0.3)]["kv_bytes"] == by[("h2o+adakv", 0.3)]["kv_bytes"]  # Ada-KV keeps the layer's total
+    assert by[("h2o", 0.3)]["output_error"] != by[("h2o+adakv", 0.3)]["output_error"]
+    assert "K/V memory kept (KiB)" in (tmp_path / "p.svg").read_text()
+
+
+@pytest.mark.parametrize("flags", [["--head-allocation", "adakv"], ["--allocation", "pyramid", "--pyramid-beta", "4",
+                                                                      "--pyramid-window", "8", "--head-allocation", "adakv"]])
+def test_allocations_are_identical_for_any_thread_count(lookm, dumps, tmp_path, flags):
+    outs = [compress(dumps["gqa"], tmp_path / f"c{t}.h5", "--budget", "0.4", "--threads", str(t), *flags).read_bytes()
+            for t in (1, 2, 3)]
+    assert outs[0] == outs[1] == outs[2]
 
 def test_scores_from_queries_equal_scores_from_attn_score(lookm, dumps, tmp_path):
     no_scores = tmp_path / "q.h5"

@@ -46,9 +46,14 @@ extension InspectReport {
             )
             for (range, kept) in Formatting.runs(layers.map { $0.kept ?? 0 }) {
                 let merged = layers[range].reduce(0) { $0 + ($1.merged ?? 0) }
+                // Ragged layers (a head allocation): the range the kv heads' own counts span.
+                let perHead = layers[range].compactMap(\.keptPerHead).flatMap { $0 }
+                let heads =
+                    perHead.isEmpty
+                    ? "" : " (mean over kv heads, which keep \(perHead.min() ?? 0)-\(perHead.max() ?? 0))"
                 row(
                     "kept",
-                    "\(Formatting.layers(range)): \(kept) of \(shape.seqLen) tokens (\(Formatting.percent(kept, of: shape.seqLen))), \(merged) merged"
+                    "\(Formatting.layers(range)): \(kept) of \(shape.seqLen) tokens (\(Formatting.percent(kept, of: shape.seqLen)))\(heads), \(merged) merged"
                 )
             }
         }

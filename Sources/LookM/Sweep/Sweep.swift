@@ -6,6 +6,9 @@ public struct SweepRow: Codable, Sendable {
     /// Kept tokens over prompt tokens, over all layers (copied layers count as fully kept).
     public var keptFraction: Double
     public var savedPercent: Double
+    /// Keys and values the setting's cache holds in memory, in the dump's element type.
+    /// (Absent in sweep results written before it was added; batch mode then reruns them.)
+    public var kvBytes: Int?
     public var copiedLayers: Int
     public var outputError: Statistic?
     public var outputCosine: Statistic?
@@ -18,6 +21,7 @@ public struct SweepRow: Codable, Sendable {
         case method, budget, recall, cache
         case keptFraction = "kept_fraction"
         case savedPercent = "saved_percent"
+        case kvBytes = "kv_bytes"
         case copiedLayers = "copied_layers"
         case outputError = "output_error"
         case outputCosine = "output_cosine"
@@ -189,7 +193,10 @@ public enum Sweeper {
             let f = accumulators[n].summary()
             return SweepRow(
                 method: setting.name, budget: setting.budget, keptFraction: Double(kept[n]) / total,
-                savedPercent: 100 * (1 - Double(kept[n]) / total), copiedLayers: copied[n], outputError: f.outputError,
+                savedPercent: 100 * (1 - Double(kept[n]) / total),
+                kvBytes: ElementStorage(type: dump.elementType).bytes(
+                    slots: kept[n] * s.numKVHeads, headDim: s.headDim),
+                copiedLayers: copied[n], outputError: f.outputError,
                 outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
                 cache: paths?[n])
         }
@@ -210,34 +217,37 @@ extension SweepResult {
         if format == .json { return try JSONOutput.encode(self) }
         var t = TextTable([
             "method", "budget", "kept", "saved_percent", "output_error", "output_error_worst", "output_cosine",
-            "recall", "recall_worst", "recall_kept", "recall_merged",
+            "recall", "recall_worst", "recall_kept", "recall_merged", "kv_bytes",
         ])
         for r in rows {
             t.add([
                 r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1),
                 cell(r.outputError?.mean),
                 cell(r.outputError?.worst), cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recall.worst),
-                cell(r.recallKept), cell(r.recallMerged),
+                cell(r.recallKept), cell(r.recallMerged), r.kvBytes.map(String.init) ?? "",
             ])
         }
         return format == .csv ? t.csv : t.text
     }
 
     /// Memory against fidelity, one curve per method: output error (or, without queries, the mass
-    /// not recalled) against the share of K/V memory kept.
+    /// not recalled) against the K/V bytes the cache holds in memory, so that settings of any
+    /// budget, allocation or storage sit on one axis.
     public var plot: SVGPlot {
         let useError = rows.contains { $0.outputError != nil }
         var order: [String] = []
         for r in rows where !order.contains(r.method) { order.append(r.method) }
+        let mib = (rows.compactMap(\.kvBytes).max() ?? 0) >= 1 << 20
+        let unit = Double(mib ? 1 << 20 : 1 << 10)
         let series = order.map { m in
             SVGPlot.Series(
                 name: m,
                 points: rows.filter { $0.method == m }.map {
-                    ($0.keptFraction, useError ? ($0.outputError?.mean ?? 0) : 1 - $0.recall.mean)
+                    (Double($0.kvBytes ?? 0) / unit, useError ? ($0.outputError?.mean ?? 0) : 1 - $0.recall.mean)
                 })
         }
         return SVGPlot(
-            title: "\(dump): memory vs fidelity", xLabel: "share of K/V memory kept",
+            title: "\(dump): memory vs fidelity", xLabel: "K/V memory kept (\(mib ? "MiB" : "KiB"))",
             yLabel: useError ? "attention-output error (mean relative L2)" : "attention mass lost", series: series)
     }
 }
