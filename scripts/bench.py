@@ -115,6 +115,11 @@ def main():
     add(shape, "compress (lookm)", wall, rss, bound, flops, size)
     wall, rss = median_run(args.runs, LOOKM, "compress", main_dump, "-o", "-")
     add(shape, "compress -o - (lookm)", wall, rss, bound, flops, size)
+    # A head allocation (Ada-KV, docs/method.md section 9) at the same budget: the same GEMM, one
+    # more pass over every head's keys to rank them, ragged datasets; compare with the first row.
+    wall, rss = median_run(args.runs, LOOKM, "compress", main_dump, "-o", DATA / "adakv.lookm.h5", "--force",
+                           "--head-allocation", "adakv")
+    add(shape, "compress --head-allocation adakv", wall, rss, bound, flops, size)
     wall, rss = median_run(args.runs, LOOKM, "inspect", main_dump)
     add(shape, "inspect", wall, rss, read, None, size)
     report_bound = read + read_seconds(cache, args.runs)

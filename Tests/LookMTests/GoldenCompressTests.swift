@@ -60,11 +60,10 @@ import Testing
             let layer = try cache.layer(i)
             for name in ["key", "value"] {
                 let want = try TensorReader(try file.openDataset("\(expected)/layers/\(i)/\(name)"))
-                #expect(layer.kept == want.rows, "layer \(i) \(name): kept \(layer.kept), expected \(want.rows)")
-                guard layer.kept == want.rows else { continue }
-                let got = name == "key" ? layer.key : layer.value
+                #expect(layer.kept[0] == want.rows, "layer \(i) \(name): kept \(layer.kept), expected \(want.rows)")
+                guard layer.kept.allSatisfy({ $0 == want.rows }) else { continue }
                 for h in 0..<cache.shape.numKVHeads {
-                    let a = try got.read(head: h)
+                    let a = try name == "key" ? layer.keys(head: h) : layer.values(head: h)
                     let b = try want.read(head: h)
                     var worst: Float = 0
                     var at = 0

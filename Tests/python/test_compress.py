@@ -246,6 +246,17 @@ def test_sweep_takes_allocations(lookm, tmp_path):
     assert rows["lookm+pyramid"]["kept_fraction"] == rows["lookm"]["kept_fraction"] == 0.5
 
 
+def test_sweep_sets_the_pyramid_parameters(lookm, tmp_path):
+    dump = synth(tmp_path / "d.h5", *SHAPE, "--layers", "3", "--heads", "4", "--seed", "22")
+    p = run("sweep", dump, "--methods", "lookm+pyramid", "--budgets", "0.5", "--pyramid-beta", "4",
+            "--pyramid-window", "8", "--format", "json", "--keep-caches", tmp_path / "k", check=0)
+    row = json.loads(p.stdout)["rows"][0]
+    with h5py.File(row["cache"], "r") as c:
+        assert [c[f"layers/{i}/position"].shape[1] for i in range(3)] == ref.pyramid_keep(120, 3, 60.0, 4, 8)
+    bad = run("sweep", dump, "--methods", "lookm", "--pyramid-beta", "4")
+    assert bad.returncode == 2 and "+pyramid" in bad.stderr.decode()
+
+
 def test_sweep_counts_kv_bytes_and_takes_head_allocations(lookm, dumps, tmp_path):
     dump = dumps["gqa"]
     p = run("sweep", dump, "--methods", "h2o,h2o+adakv,lookm+pyramid+adakv", "--budgets", "0.1,0.3", "--format", "json",

@@ -119,7 +119,7 @@ def test_sweep_lookm_beats_random_at_equal_budget(lookm, tmp_path):
     root = ET.parse(svg).getroot()
     names = [g.get("data-name") for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "series"]
     assert names == ["lookm", "h2o", "random"]
-    assert any(t.text == "share of K/V memory kept" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert any(t.text == "K/V memory kept (KiB)" for t in root.iter("{http://www.w3.org/2000/svg}text"))
 
 
 def test_sweep_agrees_with_compress_then_report(lookm, tmp_path):

@@ -51,7 +51,11 @@ public enum Sweeper {
     public static let defaultBudgets = [0.05, 0.1, 0.2, 0.5]
 
     /// Resolves every (method, budget) pair up front, so a bad name fails before any work.
-    public static func settings(methods: [String], budgets: [Double]) throws -> [SweepSetting] {
+    /// - Parameter allocationFlags: the parameters of every `+pyramid` entry (`--pyramid-beta`,
+    ///   `--pyramid-window`; kvpress's defaults otherwise).
+    public static func settings(
+        methods: [String], budgets: [Double], allocationFlags: AllocationFlags = AllocationFlags()
+    ) throws -> [SweepSetting] {
         guard !methods.isEmpty, !budgets.isEmpty else {
             throw LookMError.usage("give at least one method and one budget")
         }
@@ -63,7 +67,7 @@ public enum Sweeper {
         }
         return try methods.flatMap { m in
             try budgets.map { b in
-                SweepSetting(name: m, budget: b, method: try method(m, budget: b))
+                SweepSetting(name: m, budget: b, method: try method(m, budget: b, allocationFlags: allocationFlags))
             }
         }
     }
@@ -71,7 +75,7 @@ public enum Sweeper {
     /// A `--methods` entry: a method of docs/method.md section 5, optionally followed by a layer
     /// allocation and a head allocation, each after a `+` (`lookm+pyramid`, `snapkv+adakv`,
     /// `h2o+pyramid+adakv`), with their default parameters.
-    static func method(_ entry: String, budget: Double) throws -> Method {
+    static func method(_ entry: String, budget: Double, allocationFlags: AllocationFlags) throws -> Method {
         let parts = entry.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
         var options = MethodOptions(method: parts[0], budget: BudgetOptions(budget: budget))
         for part in parts.dropFirst() {
@@ -88,6 +92,7 @@ public enum Sweeper {
         if parts[0].isEmpty {
             throw LookMError.usage("--methods: '\(entry)' names no method; e.g. lookm+pyramid")
         }
+        if options.allocation == PyramidAllocation.name { options.allocationFlags = allocationFlags }
         return try Method.resolve(options)
     }
 
