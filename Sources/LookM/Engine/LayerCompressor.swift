@@ -31,9 +31,11 @@ struct LayerCompressor {
         guard !(heads is UniformHeads) else { return Array(repeating: context, count: G) }
         let priorities: [[Priority]] = try Parallel.map(G, threads: workspaces.count) { g, worker in
             let kb = try input.keys(head: g, workspaces[worker])
-            guard let p = selector.priorities(headInput(g, keys: kb, input: input, context: context), context) else {
+            guard var p = selector.priorities(headInput(g, keys: kb, input: input, context: context), context) else {
                 throw LookMError(.other, "internal: selector \(type(of: selector).name) gives no ranking")
             }
+            // Best first, on the workers (the allocation itself then runs in one short pass).
+            p.sort(by: >)
             return p
         }
         let counts = heads.heavyHitters(priorities, hh: context.hh, recent: context.recent)

@@ -17,24 +17,23 @@ struct AdaKVHeads: HeadAllocation {
         ["head_allocation": .string(Self.name), "adakv_floor": .ratio(floor)]
     }
 
-    func heavyHitters(_ priorities: [[Priority]], hh: Int, recent: Int) -> [Int] {
+    func heavyHitters(_ ranked: [[Priority]], hh: Int, recent: Int) -> [Int] {
         let n = hh + recent
         let protected = floor > 0 && n > 0 ? max(1, Int(Double(n) * floor)) : Int(Double(n) * floor)
         let safe = min(hh, max(0, protected - recent))
-        var counts = priorities.map { _ in safe }
-        // Candidates beyond each head's floor: (head, position) pairs ranked together.
-        var pool: [(head: Int, position: Int, priority: Priority)] = []
-        for (g, p) in priorities.enumerated() {
-            // The head's own order: higher priority first, ties to the lower position (as `select`).
-            let order = p.indices.sorted { p[$0] != p[$1] ? p[$0] > p[$1] : $0 < $1 }
-            for t in order.dropFirst(safe) { pool.append((g, t, p[t])) }
+        // Merge the heads' remaining candidates, best first, ties to the lower head: each head's
+        // list is already in its own order, so one pass over the heads per slot suffices (G is
+        // small), instead of sorting every candidate of the layer.
+        var next = ranked.map { _ in safe }
+        for _ in 0..<(ranked.count * (hh - safe)) {
+            var best = -1
+            for g in ranked.indices where next[g] < ranked[g].count {
+                if best < 0 || ranked[g][next[g]] > ranked[best][next[best]] { best = g }
+            }
+            guard best >= 0 else { break }
+            next[best] += 1
         }
-        pool.sort { a, b in
-            if a.priority != b.priority { return a.priority > b.priority }
-            return a.head != b.head ? a.head < b.head : a.position < b.position
-        }
-        for c in pool.prefix(priorities.count * (hh - safe)) { counts[c.head] += 1 }
-        return counts
+        return next
     }
 }
 

@@ -5,8 +5,9 @@
 protocol HeadAllocation: Sendable {
     static var name: String { get }
     /// Heavy hitters per kv head, given each head's ranking of its old positions (the selector's
-    /// `priorities`), the layer's per-head `hh` and `recent`. The counts sum to `heads * hh`.
-    func heavyHitters(_ priorities: [[Priority]], hh: Int, recent: Int) -> [Int]
+    /// `priorities`, sorted best first: the order `select` keeps in), the layer's per-head `hh` and
+    /// `recent`. The counts sum to `heads * hh`.
+    func heavyHitters(_ ranked: [[Priority]], hh: Int, recent: Int) -> [Int]
     var parameters: [String: CanonicalJSON.Value] { get }
 }
 
@@ -14,7 +15,7 @@ protocol HeadAllocation: Sendable {
 struct UniformHeads: HeadAllocation {
     static let name = "uniform"
     var parameters: [String: CanonicalJSON.Value] { [:] }
-    func heavyHitters(_ priorities: [[Priority]], hh: Int, recent: Int) -> [Int] { priorities.map { _ in hh } }
+    func heavyHitters(_ ranked: [[Priority]], hh: Int, recent: Int) -> [Int] { ranked.map { _ in hh } }
 }
 
 /// The head allocation flags as given (nil: not given).
