@@ -68,14 +68,7 @@ struct CompressCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "random: the seed (default 0).") var seed: UInt64?
     @Option(help: "How the budget is spread over the layers: uniform (default) or pyramid (PyramidKV).")
     var allocation: String?
-    @Option(
-        name: .customLong("pyramid-beta"), parsing: .unconditional,
-        help: "pyramid: the first layer keeps about 2n - n/beta tokens, the last n/beta (default 20).")
-    var pyramidBeta: Int?
-    @Option(
-        name: .customLong("pyramid-window"), parsing: .unconditional,
-        help: "pyramid: kvpress's window W; no layer keeps fewer than W tokens, or more than L - W (default 64).")
-    var pyramidWindow: Int?
+    @OptionGroup var pyramid: PyramidFlags
     @Option(
         name: .customLong("head-allocation"),
         help: "How a layer's budget is shared among its kv heads: uniform (default) or adakv (Ada-KV).")
@@ -124,7 +117,7 @@ struct CompressCommand: ParsableCommand {
                     targetBytes: try targetBytes.map(ByteTarget.parse)),
                 selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed),
                 allocation: allocation,
-                allocationFlags: AllocationFlags(pyramidBeta: pyramidBeta, pyramidWindow: pyramidWindow),
+                allocationFlags: pyramid.allocationFlags,
                 headAllocation: headAllocation, headAllocationFlags: HeadAllocationFlags(adakvFloor: adakvFloor)))
         let codec = try Codec.parse(codec.rawValue, level: level)
         let threads = try Parallel.workers(threads, flag: "--threads")

@@ -30,14 +30,7 @@ struct SweepCommand: ParsableCommand {
     var methods = Sweeper.defaultMethods.joined(separator: ",")
     @Option(help: "Comma-separated budgets (shares of the prompt to keep).")
     var budgets = Sweeper.defaultBudgets.map { "\($0)" }.joined(separator: ",")
-    @Option(
-        name: .customLong("pyramid-beta"), parsing: .unconditional,
-        help: "Every +pyramid entry's beta (default 20, kvpress's; docs/method.md section 8).")
-    var pyramidBeta: Int?
-    @Option(
-        name: .customLong("pyramid-window"), parsing: .unconditional,
-        help: "Every +pyramid entry's window W (default 64, kvpress's).")
-    var pyramidWindow: Int?
+    @OptionGroup var pyramid: PyramidFlags
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(help: ArgumentHelp("Also draw memory against fidelity per method as an SVG.", valueName: "file.svg"))
     var plot: String?
@@ -76,14 +69,14 @@ struct SweepCommand: ParsableCommand {
             return b
         }
         let methodList = try list(methods, flag: "--methods", example: "lookm,h2o")
-        if (pyramidBeta != nil || pyramidWindow != nil) && !methodList.contains(where: { $0.contains("+pyramid") }) {
+        if pyramid.given && !methodList.contains(where: { $0.contains("+pyramid") }) {
             throw LookMError.usage(
                 "--pyramid-beta and --pyramid-window set the +pyramid entries of --methods, and there is none; e.g. --methods lookm,lookm+pyramid"
             )
         }
         let settings = try Sweeper.settings(
             methods: methodList, budgets: budgetValues,
-            allocationFlags: AllocationFlags(pyramidBeta: pyramidBeta, pyramidWindow: pyramidWindow))
+            allocationFlags: pyramid.allocationFlags)
         let threads = try Parallel.workers(jobs, flag: "--jobs")
         if batch.isBatch {
             try batch.run(

@@ -72,7 +72,6 @@ def select(selector, layer, g, modality, hh, recent, group, gqa_agg="mean", wind
     """Kept positions (ascending) of kv head g. `layer` is a dict of float64 arrays."""
     L = len(modality)
     old = L - recent
-    heads = range(g * group, (g + 1) * group)
     recent_part = list(range(old, L))
     if selector == "full":
         return list(range(L))
@@ -80,29 +79,11 @@ def select(selector, layer, g, modality, hh, recent, group, gqa_agg="mean", wind
         n = hh + recent
         s = min(sinks, n)
         return list(range(s)) + list(range(L - (n - s), L))
-    if selector in ("text-prior", "h2o"):
-        scores = aggregate([layer["attn_score"][h] for h in heads], gqa_agg)
-        if selector == "h2o":
-            chosen = top(scores, hh, range(old))
-        else:
-            text = [t for t in range(old) if modality[t] == TEXT]
-            image = [t for t in range(old) if modality[t] != TEXT]
-            chosen = top(scores, hh, text) if len(text) >= hh else text + top(scores, hh - len(text), image)
-    elif selector == "snapkv":
-        w = min(window, L)
-        pooled = []
-        for h in heads:
-            if "window_attn" in layer and layer["window_attn"].shape[1] >= w:
-                rows = layer["window_attn"][h][-w:]
-            else:
-                rows = softmax_rows(layer["query"][h], layer["key"][g], scale, L - w)
-            pooled.append(pool(rows[:, :old].sum(axis=0), kernel))
-        chosen = top(aggregate(pooled, gqa_agg), hh, range(old))
-    elif selector == "knorm":
-        norms = np.linalg.norm(layer["key"][g], axis=1)
-        chosen = top(-norms, hh, range(old))
-    else:
+    rank = ranking(selector, layer, g, modality, recent, group, gqa_agg, window, kernel, scale)
+    if rank is None:
         raise ValueError(selector)
+    # Higher tier first (text-prior's text), then higher score, ties to the lower position.
+    chosen = sorted(range(old), key=lambda t: (-rank[t][0], -rank[t][1], t))[:hh]
     return sorted(chosen) + recent_part
 
 
