@@ -66,6 +66,19 @@ def test_batch_output_equals_single_compress(dumps, tmp_path):
                 assert np.array_equal(a[f"layers/{i}/{name}"][()], b[f"layers/{i}/{name}"][()])
 
 
+@pytest.mark.parametrize("flags", [["--head-allocation", "adakv", "--budget", "0.4"], ["--target-bytes", "30%"]])
+def test_batch_takes_head_allocations_and_byte_targets_and_skips_them_on_rerun(dumps, tmp_path, flags):
+    """A ragged cache (docs/format.md ragged-heads) and a --target-bytes budget (found per dump)
+    are recognised as current on a rerun, and equal what a single compress writes."""
+    out = tmp_path / "out"
+    run("compress", *dumps[:2], "--out-dir", out, *flags, check=0)
+    single = tmp_path / "single.h5"
+    run("compress", dumps[1], "-o", single, *flags, check=0)
+    assert (out / "d1.lookm.h5").read_bytes() == single.read_bytes()
+    run("compress", *dumps[:2], "--out-dir", out, *flags, check=0)
+    assert [r["status"] for r in records(out)][-2:] == ["skipped", "skipped"]
+
+
 def test_rerun_skips_valid_outputs_and_redoes_broken_ones(dumps, tmp_path):
     out = tmp_path / "out"
     sel = dumps[:4]
