@@ -10,8 +10,8 @@ struct CompressCommand: ParsableCommand {
         abstract: "Compress a dump into a cache (LOOK-M by default), layer by layer.",
         discussion: """
             Methods (--method): lookm (text-prior + pivot merge, the default), lookm-avg, \
-            lookm-weighted, text-prior, h2o, snapkv, streaming, random, knorm, full. --selector \
-            (text-prior, h2o, snapkv, streaming, random, knorm, full) and --merge (none, avg, pivot, \
+            lookm-weighted, text-prior, h2o, snapkv, streaming, random, knorm, full, mixkv. --selector \
+            (text-prior, h2o, snapkv, streaming, random, knorm, full, mixkv) and --merge (none, avg, pivot, \
             weighted) compose freely and replace that half of --method. Budget: --hh-ratio and \
             --recent-ratio (default 0.1 each), or --budget B (keep floor(L*B) tokens), or --keep N; \
             --allocation pyramid spreads --budget or --keep over the layers and --head-allocation adakv \
@@ -37,8 +37,8 @@ struct CompressCommand: ParsableCommand {
     var output: String?
 
     @Option(help: "A method of docs/method.md section 5 (default: lookm).") var method: String?
-    @Option(help: "Which positions to keep: text-prior, h2o, snapkv, streaming, random, knorm, full.") var selector:
-        String?
+    @Option(help: "Which positions to keep: text-prior, h2o, snapkv, streaming, random, knorm, full, mixkv.")
+    var selector: String?
     @Option(help: "What happens to evicted pairs: none, avg, pivot, weighted.") var merge: String?
     @Option(
         name: .customLong("hh-ratio"), parsing: .unconditional,

@@ -109,7 +109,35 @@ def ranking(selector, layer, g, modality, recent, group, gqa_agg="mean", window=
         return [(0, float(x)) for x in aggregate(pooled, gqa_agg)]
     if selector == "knorm":
         return [(0, -float(x)) for x in np.linalg.norm(layer["key"][g][:old], axis=1)]
+    if selector == "mixkv":
+        return [(0, float(x)) for x in mixkv_scores(layer, g, modality, recent, group, gqa_agg, window, kernel, scale)]
     return None
+
+
+def mixkv_scores(layer, g, modality, recent, group, gqa_agg, window, kernel, scale):
+    """MixKV's blended score of kv head g's old positions (docs/method.md section 11): importance
+    (SnapKV's pooled window attention plus the min-max value norm) and diversity (min-max distance
+    from the mean normalised key), weighted by the head's redundancy (mean pairwise key cosine)."""
+    L = len(modality)
+    old = L - recent
+    if old <= 0:
+        return []
+    attn = np.array([s for _, s in ranking("snapkv", layer, g, modality, recent, group, gqa_agg, window, kernel,
+                                           scale)])
+    k, v = layer["key"][g], layer["value"][g]
+    kn = k / np.maximum(np.linalg.norm(k, axis=1, keepdims=True), 1e-12)
+    mean = kn.sum(axis=0) / L
+    redundancy = (L * (mean @ mean) - 1) / (L - 1)
+    att_mean = attn.mean()
+
+    def scaled(x, eps):
+        span = x.max() - x.min() + eps
+        unit = (x - x.min()) / span if span > 0 else np.zeros_like(x)
+        return unit * (att_mean / (unit.mean() + 1e-8))
+
+    diversity = scaled(-(kn[:old] @ mean), 1e-8)
+    value_term = scaled(np.linalg.norm(v[:old], axis=1), 0.0)
+    return redundancy * diversity + (1 - redundancy) * (attn + value_term)
 
 
 def adakv_heavy_hitters(rankings, hh, recent, floor=0.2):

@@ -15,7 +15,7 @@ from conftest import FIXTURES, run, synth
 
 SHAPE = ["--layers", "2", "--head-dim", "16", "--images", "2", "--image-tokens", "36", "--text-tokens", "48",
          "--query", "--window", "8"]
-SELECTORS = ["text-prior", "h2o", "snapkv", "streaming", "knorm", "full"]
+SELECTORS = ["text-prior", "h2o", "snapkv", "streaming", "knorm", "full", "mixkv"]
 MERGES = ["none", "avg", "pivot", "weighted"]
 # Output tolerance: two units in the last place of the stored type.
 ULP = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23}
@@ -163,7 +163,8 @@ def test_fixed_recent_window_matches_numpy(lookm, tmp_path, flags, keeps, recent
                                          (["--keep", "40", "--recent", "4", "--adakv-floor", "0"], 0.0)])
 @pytest.mark.parametrize("method,selector,merge,grouping", [
     ("lookm", "text-prior", "pivot", "gqa"), ("h2o", "h2o", "none", "gqa"), ("snapkv", "snapkv", "none", "float16"),
-    ("knorm", "knorm", "none", "float16"), ("lookm-weighted", "text-prior", "weighted", "mqa")])
+    ("knorm", "knorm", "none", "float16"), ("lookm-weighted", "text-prior", "weighted", "mqa"),
+    ("mixkv", "mixkv", "none", "gqa")])
 def test_adakv_head_allocation_matches_numpy(lookm, dumps, tmp_path, flags, floor, method, selector, merge, grouping):
     cache = compress(dumps[grouping], tmp_path / "c.h5", "--method", method, "--head-allocation", "adakv", *flags)
     recent = 4 if "--recent" in flags else None

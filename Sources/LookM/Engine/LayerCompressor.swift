@@ -31,7 +31,10 @@ struct LayerCompressor {
         guard !(heads is UniformHeads) else { return Array(repeating: context, count: G) }
         let priorities: [[Priority]] = try Parallel.map(G, threads: workspaces.count) { g, worker in
             let kb = try input.keys(head: g, workspaces[worker])
-            guard var p = selector.priorities(headInput(g, keys: kb, input: input, context: context), context) else {
+            let vb = type(of: selector).readsValues ? try input.values(head: g, workspaces[worker]) : nil
+            guard
+                var p = selector.priorities(headInput(g, keys: kb, values: vb, input: input, context: context), context)
+            else {
                 throw LookMError(.other, "internal: selector \(type(of: selector).name) gives no ranking")
             }
             // Best first, on the workers (the allocation itself then runs in one short pass).
@@ -83,7 +86,8 @@ struct LayerCompressor {
         let plans: [HeadPlan] = try Parallel.map(G, threads: threads) { g, worker in
             let ws = workspaces[worker]
             let kb = try input.keys(head: g, ws)
-            return try plan(g, keys: kb, input: input, context: contexts[g], workspace: ws)
+            let vb = type(of: selector).readsValues ? try input.values(head: g, ws) : nil
+            return try plan(g, keys: kb, values: vb, input: input, context: contexts[g], workspace: ws)
         }
         let participants = merge.participants(plans, context)
         let heads: [CompressedHead] = try Parallel.map(G, threads: threads) { g, worker in
@@ -117,7 +121,7 @@ struct LayerCompressor {
         _ g: Int, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>, input: LayerInput,
         context: LayerContext, workspace ws: Workspace
     ) throws -> CompressedHead {
-        let plan = try plan(g, keys: kb, input: input, context: context, workspace: ws)
+        let plan = try plan(g, keys: kb, values: vb, input: input, context: context, workspace: ws)
         return apply(
             plan, participants: merge.participants([plan], context)?.first, keys: kb, values: vb, context: context,
             length: kb.count / input.key.rowLength)
@@ -125,12 +129,12 @@ struct LayerCompressor {
 
     /// Selection and, when the merge uses them, pivots (the similarity GEMM) of kv head `g`.
     private func plan(
-        _ g: Int, keys kb: UnsafeBufferPointer<Float>, input: LayerInput, context: LayerContext,
-        workspace ws: Workspace
+        _ g: Int, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>?, input: LayerInput,
+        context: LayerContext, workspace ws: Workspace
     ) throws -> HeadPlan {
         let L = kb.count / input.key.rowLength
         let D = input.key.rowLength
-        let kept = try selector.select(headInput(g, keys: kb, input: input, context: context), context)
+        let kept = try selector.select(headInput(g, keys: kb, values: vb, input: input, context: context), context)
         var isKept = [Bool](repeating: false, count: L)
         for t in kept { isKept[t] = true }
         var plan = HeadPlan(kept: kept, evicted: (0..<L).filter { !isKept[$0] })
@@ -142,13 +146,15 @@ struct LayerCompressor {
     }
 
     /// What the selector sees of kv head `g`: its keys, and its query heads' scores or window sums.
-    private func headInput(_ g: Int, keys kb: UnsafeBufferPointer<Float>, input: LayerInput, context: LayerContext)
-        -> HeadInput
-    {
+    private func headInput(
+        _ g: Int, keys kb: UnsafeBufferPointer<Float>, values vb: UnsafeBufferPointer<Float>?, input: LayerInput,
+        context: LayerContext
+    ) -> HeadInput {
         let group = (g * context.groupSize)..<((g + 1) * context.groupSize)
         let scores = input.scores.map { all in Scores.aggregate(group.map { all[$0] }, selector.aggregation ?? .mean) }
         let windowSums = input.windowSums.map { all in group.map { all[$0] } }
-        return HeadInput(kvHead: g, headDim: input.key.rowLength, keys: kb, scores: scores, windowSums: windowSums)
+        return HeadInput(
+            kvHead: g, headDim: input.key.rowLength, keys: kb, scores: scores, windowSums: windowSums, values: vb)
     }
 
     private func apply(

@@ -72,7 +72,7 @@ public struct Method: Sendable {
         ("lookm-weighted", "text-prior", "weighted"),
         ("text-prior", "text-prior", "none"), ("h2o", "h2o", "none"), ("snapkv", "snapkv", "none"),
         ("streaming", "streaming", "none"), ("random", "random", "none"), ("knorm", "knorm", "none"),
-        ("full", "full", "none"),
+        ("full", "full", "none"), ("mixkv", "mixkv", "none"),
     ]
 
     /// Combinations the authors' code has (`--variant reference`).

@@ -42,6 +42,8 @@ struct HeadInput {
     let scores: [Float]?
     /// SnapKV: for each of the kv head's query heads, the column sums of its window rows.
     let windowSums: [[Double]]?
+    /// `length x headDim` values, for selectors that read them (`Selector.readsValues`).
+    var values: UnsafeBufferPointer<Float>? = nil
 }
 
 /// What a selector needs from the dump beyond keys and values.

@@ -23,6 +23,8 @@ protocol Selector: Sendable {
     func priorities(_ head: HeadInput, _ context: LayerContext) -> [Priority]?
     /// Whether `priorities` gives a ranking (under the paper variant).
     static var ranks: Bool { get }
+    /// Whether `select` and `priorities` read the values (`HeadInput.values`), not only the keys.
+    static var readsValues: Bool { get }
 }
 
 /// A position's rank for a selector: a higher tier first (text-prior's text), then a higher score.
@@ -36,6 +38,7 @@ struct Priority: Comparable, Sendable {
 extension Selector {
     static var flags: Set<SelectorFlag> { [] }
     static var ranks: Bool { false }
+    static var readsValues: Bool { false }
     func parameters(gqa: Bool) -> [String: CanonicalJSON.Value] { [:] }
     var aggregation: GQAAggregation? { nil }
     func priorities(_ head: HeadInput, _ context: LayerContext) -> [Priority]? { nil }
@@ -102,7 +105,7 @@ enum SelectorFlag: String, CaseIterable, Sendable {
 enum SelectorRegistry {
     nonisolated(unsafe) private static var registered: [any Selector.Type] = [
         TextPriorSelector.self, H2OSelector.self, SnapKVSelector.self, StreamingSelector.self, RandomSelector.self,
-        KeyNormSelector.self, FullSelector.self,
+        KeyNormSelector.self, FullSelector.self, MixKVSelector.self,
     ]
     private static let lock = Lock()
 
