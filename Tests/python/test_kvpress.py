@@ -86,16 +86,23 @@ def compare(kv, lk):
             assert x == y, f"layer {i} kv head {g}: {len(set(x) ^ set(y))} positions differ"
 
 
+SNAPKV = ["--method", "snapkv", "--window", str(WINDOW), "--kernel", "5", "--recent", str(WINDOW)]
+
+
+def lookm_compress_kept(d, tmp_path, ratio, *flags):
+    """What `lookm compress` keeps at kvpress's `compression_ratio`, with these flags."""
+    cache = tmp_path / "c.h5"
+    run("compress", d / "dump.h5", "-o", cache, "--budget", repr(1 - ratio), *flags, check=0)
+    return lookm_kept(cache)
+
+
 @pytest.mark.parametrize("ratio,beta", [(0.5, 4), (0.75, 3)])
 def test_pyramidkv_keeps_what_kvpress_keeps(lookm, prepared, tmp_path, ratio, beta):
     d, L = prepared
     kv = kvpress_kept(d, {"press": "pyramid", "compression_ratio": ratio, "window_size": WINDOW, "kernel_size": 5,
                           "beta": beta})
-    cache = tmp_path / "c.h5"
-    run("compress", d / "dump.h5", "-o", cache, "--method", "snapkv", "--window", str(WINDOW), "--kernel", "5",
-        "--recent", str(WINDOW), "--budget", repr(1 - ratio), "--allocation", "pyramid", "--pyramid-beta", str(beta),
-        "--pyramid-window", str(WINDOW), check=0)
-    lk = lookm_kept(cache)
+    lk = lookm_compress_kept(d, tmp_path, ratio, *SNAPKV, "--allocation", "pyramid", "--pyramid-beta", str(beta),
+                             "--pyramid-window", str(WINDOW))
     assert len({len(layer[0]) for layer in lk}) == 3  # a real pyramid: three different layer budgets
     compare(kv, lk)
 
@@ -105,25 +112,17 @@ def test_adakv_keeps_what_kvpress_keeps(lookm, prepared, tmp_path, ratio, alpha)
     d, L = prepared
     kv = kvpress_kept(d, {"press": "adakv", "compression_ratio": ratio, "window_size": WINDOW, "kernel_size": 5,
                           "alpha_safeguard": alpha})
-    cache = tmp_path / "c.h5"
-    run("compress", d / "dump.h5", "-o", cache, "--method", "snapkv", "--window", str(WINDOW), "--kernel", "5",
-        "--recent", str(WINDOW), "--budget", repr(1 - ratio), "--head-allocation", "adakv", "--adakv-floor",
-        repr(alpha), check=0)
-    lk = lookm_kept(cache)
+    lk = lookm_compress_kept(d, tmp_path, ratio, *SNAPKV, "--head-allocation", "adakv", "--adakv-floor", repr(alpha))
     assert any(len(layer[0]) != len(layer[1]) for layer in lk)  # heads really keep different counts
     compare(kv, lk)
 
 
 @pytest.mark.parametrize("press,flags", [
-    ({"press": "snapkv", "window_size": WINDOW, "kernel_size": 5},
-     ["--method", "snapkv", "--window", str(WINDOW), "--kernel", "5", "--recent", str(WINDOW)]),
+    ({"press": "snapkv", "window_size": WINDOW, "kernel_size": 5}, SNAPKV),
     ({"press": "knorm"}, ["--method", "knorm", "--recent", "0"]),
     ({"press": "streaming", "n_sink": 4}, ["--method", "streaming", "--sinks", "4"]),
 ])
 def test_existing_selectors_agree_with_kvpress_where_docs_say(lookm, prepared, tmp_path, press, flags):
     """docs/method.md's kvpress table: these selectors, with these flags, keep what kvpress keeps."""
     d, L = prepared
-    kv = kvpress_kept(d, dict(press, compression_ratio=0.75))
-    cache = tmp_path / "c.h5"
-    run("compress", d / "dump.h5", "-o", cache, *flags, "--budget", "0.25", check=0)
-    compare(kv, lookm_kept(cache))
+    compare(kvpress_kept(d, dict(press, compression_ratio=0.75)), lookm_compress_kept(d, tmp_path, 0.75, *flags))
