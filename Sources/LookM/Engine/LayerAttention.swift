@@ -28,7 +28,7 @@ enum LayerAttention {
             } else {
                 throw dump.file.site.error(
                     Layout.layer(layer.index),
-                    "\(selector) needs \(Layout.layer(layer.index, .attnScore)) or \(Layout.layer(layer.index, .query)), and this dump has neither; methods that need no attention: \(attentionFree)"
+                    "\(selector) needs \(Layout.layer(layer.index, .attnScore)) or \(Layout.layer(layer.index, .query)), and this dump has neither (lookm-export writes attn_score always, and query with --query); methods that need no attention: \(attentionFree)"
                 )
             }
         case .windowRows(let rows):
@@ -57,7 +57,7 @@ enum LayerAttention {
                     ?? "there is no \(Layout.layer(layer.index, .windowAttn))"
                 throw dump.file.site.error(
                     Layout.layer(layer.index),
-                    "\(selector) needs the attention rows of the last \(rows) queries: \(have) and there is no \(Layout.layer(layer.index, .query)); use a smaller --window, or a method that needs no attention: \(attentionFree)"
+                    "\(selector) needs the attention rows of the last \(rows) queries: \(have) and there is no \(Layout.layer(layer.index, .query)); use a smaller --window, export with lookm-export --window \(rows) or --query, or use a method that needs no attention: \(attentionFree)"
                 )
             }
         }
