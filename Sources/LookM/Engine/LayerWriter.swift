@@ -12,7 +12,7 @@ enum LayerWriter {
         let L = s.seqLen
         let D = s.headDim
         let kept = L - start
-        let bytesPerSlot = 2 * s.numKVHeads * D * dump.elementType.byteSize
+        let storage = ElementStorage(type: dump.elementType)
         let out = try writer.layer(i, kept: kept, slidingWindow: slidingWindow)
         let position = (start..<L).map { Int32($0) }
         var slotOf = [Int32](repeating: -1, count: L)
@@ -26,8 +26,9 @@ enum LayerWriter {
                 position: position, merged: [Int32](repeating: 0, count: kept), slotOf: slotOf)
         }
         return .init(
-            index: i, kept: kept, copied: reason, merged: 0, dropped: start, kvBytesIn: L * bytesPerSlot,
-            kvBytesOut: kept * bytesPerSlot)
+            index: i, kept: kept, copied: reason, merged: 0, dropped: start,
+            kvBytesIn: storage.bytes(slots: s.numKVHeads * L, headDim: D),
+            kvBytesOut: storage.bytes(slots: s.numKVHeads * kept, headDim: D))
     }
 
     /// Writes one layer's result: its compressed heads, or the layer unchanged.
@@ -39,7 +40,7 @@ enum LayerWriter {
         let L = s.seqLen
         let D = s.headDim
         let G = s.numKVHeads
-        let bytesPerSlot = 2 * G * D * dump.elementType.byteSize
+        let storage = ElementStorage(type: dump.elementType)
         switch result {
         case .copied(let reason):
             return try rows(from: 0, layer: i, input: input, dump: dump, to: writer, workspace: ws, copied: reason)
@@ -86,8 +87,8 @@ enum LayerWriter {
             }
             return .init(
                 index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
-                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: L * bytesPerSlot,
-                kvBytesOut: counts.reduce(0, +) * (bytesPerSlot / G),
+                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: storage.bytes(slots: G * L, headDim: D),
+                kvBytesOut: storage.bytes(slots: counts.reduce(0, +), headDim: D),
                 keptPerHead: Set(counts).count > 1 ? counts : nil)
         }
     }

@@ -147,13 +147,16 @@ final class CacheLayer {
 
     var elementType: ElementType { heads[0].key.type }
 
+    /// Slots of the layer, summed over its kv heads.
+    var slots: Int { kept.reduce(0, +) }
+
     /// Every key and value tensor of the layer, once each.
     var tensors: [TensorReader] {
         ragged ? heads.flatMap { [$0.key, $0.value] } : [heads[0].key, heads[0].value]
     }
 
     /// Bytes of keys plus values in memory (the element type), and in the file (after the codec).
-    var kvBytes: Int { kept.reduce(0, +) * 2 * (heads.first?.key.rowLength ?? 0) * elementType.byteSize }
+    var kvBytes: Int { ElementStorage(type: elementType).bytes(slots: slots, headDim: heads[0].key.rowLength) }
     var kvStoredBytes: Int { tensors.reduce(0) { $0 + $1.dataset.storageBytes } }
     var storageDescription: String { heads[0].key.dataset.storageDescription }
 

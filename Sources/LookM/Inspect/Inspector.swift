@@ -57,7 +57,7 @@ public enum Inspector {
             }
             layers.append(
                 InspectReport.Layer(
-                    index: i, kept: layer.kept.reduce(0, +) / layer.kept.count, merged: merged, dropped: dropped,
+                    index: i, kept: layer.slots / layer.kept.count, merged: merged, dropped: dropped,
                     kvBytes: layer.kvBytes, kvStoredBytes: layer.kvStoredBytes, storage: layer.storageDescription,
                     slidingWindow: layer.slidingWindow, keptPerHead: layer.ragged ? layer.kept : nil))
         }

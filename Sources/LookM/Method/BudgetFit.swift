@@ -1,9 +1,6 @@
 /// `--target-bytes` (docs/method.md section 2): the largest `--keep N` whose cache K/V bytes in
 /// memory, as `report` counts them, fit the target, under the method's allocations.
 extension Method {
-    /// Whether the budget is still to be found from a byte target.
-    public var needsFitting: Bool { target != nil && targetBytes == nil }
-
     /// This method with `--keep N` for the largest N (1 ... seq_len) whose cache fits the target:
     /// every layer is counted as compress keeps it (a layer whose prompt fits the budget is copied
     /// whole, a sliding-window layer keeps its window), head allocations keep each layer's total.
@@ -25,7 +22,8 @@ extension Method {
             )
         }
         func bytes(keep n: Int) -> Int {
-            let m = with(budget: .keep(n))
+            var m = self
+            m.budget = .keep(n)
             return (0..<s.numLayers).reduce(0) { total, i in
                 let slots: Int
                 if let w = windows[i] {
@@ -44,16 +42,9 @@ extension Method {
                 "--target-bytes \(target.description) (\(Formatting.bytes(goal))) cannot be met: keeping one token per layer already takes \(Formatting.bytes(bytes(keep: 1))); give a larger target"
             )
         }
-        var m = with(budget: .keep(n))
+        var m = self
+        m.budget = .keep(n)
         m.targetBytes = goal
-        return m
-    }
-
-    private func with(budget: Budget) -> Method {
-        var m = Method(
-            selector: selector, merge: merge, variant: variant, budget: budget, allocation: allocation, recent: recent,
-            headAllocation: headAllocation)
-        m.target = target
         return m
     }
 }

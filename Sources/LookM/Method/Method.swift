@@ -15,7 +15,7 @@ public struct Method: Sendable {
     let selector: any Selector
     let merge: any Merge
     public let variant: Variant
-    public let budget: Budget
+    public internal(set) var budget: Budget
     let allocation: any LayerAllocation
     /// `--recent N`: the recent window of every layer is `min(N, kept)` instead of half the budget.
     public let recent: Int?

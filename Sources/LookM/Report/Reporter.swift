@@ -10,7 +10,7 @@ public enum Reporter {
         let G = s.numKVHeads
         let D = s.headDim
         let L = s.seqLen
-        let elem = cache.elementType.byteSize
+        let storage = ElementStorage(type: cache.elementType)
         var rows: [MemoryRow] = []
         var fidelity = FidelityAccumulator()
         let workspaces = Workspace.pool(threads)
@@ -25,7 +25,7 @@ public enum Reporter {
                         position: slots.position, keys: try layer.keys(head: g), values: try layer.values(head: g),
                         merged: slots.merged, slotOf: slots.slotOf))
             }
-            let slots = layer.kept.reduce(0, +)
+            let slots = layer.slots
             let text = heads.reduce(0) { acc, h in
                 acc + h.position.lazy.filter { cache.tokens.modality[Int($0)] == .text }.count
             }
@@ -34,7 +34,7 @@ public enum Reporter {
                     layer: i, kept: Double(slots) / Double(G), keptText: Double(text) / Double(G),
                     keptImage: Double(slots - text) / Double(G),
                     merged: heads.reduce(0) { $0 + $1.mergedCount }, dropped: heads.reduce(0) { $0 + $1.droppedCount },
-                    kvBytesOriginal: 2 * G * L * D * elem, kvBytesCache: layer.kvBytes,
+                    kvBytesOriginal: storage.bytes(slots: G * L, headDim: D), kvBytesCache: layer.kvBytes,
                     kvBytesDisk: layer.kvStoredBytes))
             if let dump {
                 let dumpLayer = try dump.layer(i)
