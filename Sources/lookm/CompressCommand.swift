@@ -15,7 +15,8 @@ struct CompressCommand: ParsableCommand {
             weighted) compose freely and replace that half of --method. Budget: --hh-ratio and \
             --recent-ratio (default 0.1 each), or --budget B (keep floor(L*B) tokens), or --keep N; \
             --allocation pyramid spreads --budget or --keep over the layers and --head-allocation adakv \
-            shares each layer's among its kv heads (docs/method.md sections 8 and 9). \
+            shares each layer's among its kv heads (docs/method.md sections 8 and 9). --quant int8|int4|\
+            int2|fp8 stores the kept slots as packed codes with per-group scales (section 12). \
             --variant reference reproduces the authors' implementation bit for bit (official modes \
             only). A summary line goes to stderr; --json prints the per-layer facts on stdout.
 
@@ -77,6 +78,12 @@ struct CompressCommand: ParsableCommand {
         name: .customLong("adakv-floor"), parsing: .unconditional,
         help: "adakv: the share of its budget every kv head keeps by its own ranking (default 0.2).")
     var adakvFloor: Double?
+    @Option(
+        help:
+            "Store keys and values quantised: none (default), int8, int4, int2 (KIVI) or fp8 (E4M3); docs/method.md section 12."
+    )
+    var quant: String?
+    @OptionGroup var quantFlags: QuantFlags
     @Option(help: "Codec of the cache's tensors (default: zstd).") var codec: CodecName = .zstd
     @Option(parsing: .unconditional, help: "Codec level (zstd default 3, deflate default 4).") var level: Int?
     @Option(
@@ -118,7 +125,8 @@ struct CompressCommand: ParsableCommand {
                 selectorFlags: SelectorFlags(gqaAgg: gqaAgg, window: window, kernel: kernel, sinks: sinks, seed: seed),
                 allocation: allocation,
                 allocationFlags: pyramid.allocationFlags,
-                headAllocation: headAllocation, headAllocationFlags: HeadAllocationFlags(adakvFloor: adakvFloor)))
+                headAllocation: headAllocation, headAllocationFlags: HeadAllocationFlags(adakvFloor: adakvFloor),
+                quant: QuantOptions(name: quant, group: quantFlags.group, residual: quantFlags.residual)))
         let codec = try Codec.parse(codec.rawValue, level: level)
         let threads = try Parallel.workers(threads, flag: "--threads")
         if batch.isBatch {

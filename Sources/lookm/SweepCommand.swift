@@ -31,6 +31,12 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Comma-separated budgets (shares of the prompt to keep).")
     var budgets = Sweeper.defaultBudgets.map { "\($0)" }.joined(separator: ",")
     @OptionGroup var pyramid: PyramidFlags
+    @Option(
+        help:
+            "Comma-separated storages crossed with every setting: none, int8, int4, int2, fp8 (docs/method.md section 12)."
+    )
+    var quants = "none"
+    @OptionGroup var quantFlags: QuantFlags
     @Option(help: "table, json or csv.") var format: OutputFormat = .table
     @Option(help: ArgumentHelp("Also draw memory against fidelity per method as an SVG.", valueName: "file.svg"))
     var plot: String?
@@ -76,7 +82,8 @@ struct SweepCommand: ParsableCommand {
         }
         let settings = try Sweeper.settings(
             methods: methodList, budgets: budgetValues,
-            allocationFlags: pyramid.allocationFlags)
+            allocationFlags: pyramid.allocationFlags, quants: try list(quants, flag: "--quants", example: "none,int4"),
+            quantGroup: quantFlags.group, quantResidual: quantFlags.residual)
         let threads = try Parallel.workers(jobs, flag: "--jobs")
         if batch.isBatch {
             try batch.run(

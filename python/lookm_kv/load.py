@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
+from .quant import dequantise, element_type
+
 
 def _tensor(ds, dtype=None):
     x = ds[...]
@@ -31,14 +33,18 @@ def load_cache(path, dtype=None, device="cpu", config=None):
     `[kv_heads, kept]` bool tensor marking them (None for a plain layer; `info["padding"]` is None
     when no layer is ragged). Decode under `ragged_attention(model, info["padding"])` (as
     `greedy_continue` does) so that the padding gets no attention: each head then attends to
-    exactly its own slots."""
+    exactly its own slots.
+
+    A quantised cache (`quantised-kv`, `lookm compress --quant`) is dequantised by the recipe of
+    docs/format.md (`lookm_kv.quant.dequantise`): the keys and values a model reads back, in the
+    element type."""
     import hdf5plugin  # noqa: F401  (zstd-compressed caches)
     positions = []
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != "lookm-kv-cache":
             raise ValueError(f"{path}: not a lookm cache (format = {f.attrs.get('format')!r})")
         unknown = set(filter(None, str(f.attrs.get("extensions", "")).split(","))) - {
-            "next-position", "sliding-window", "ragged-heads"}
+            "next-position", "sliding-window", "ragged-heads", "quantised-kv"}
         if int(f.attrs["format_version"]) > 2 or unknown:
             raise ValueError(f"{path}: format_version {f.attrs['format_version']} with extensions {sorted(unknown)} is not "
                              "supported by this loader; update lookm_kv")
@@ -53,9 +59,10 @@ def load_cache(path, dtype=None, device="cpu", config=None):
         for i in range(layers):
             g = f[f"layers/{i}"]
             if "heads" in g:
-                k, v, position, pad = _ragged(g, int(f.attrs["num_kv_heads"]), dtype)
+                k, v, position, pad = _ragged(g, int(f.attrs["num_kv_heads"]), dtype, f.attrs)
             else:
-                k, v, position, pad = _tensor(g["key"], dtype), _tensor(g["value"], dtype), g["position"][...], None
+                k, v = _kv(g, dtype, f.attrs)
+                position, pad = g["position"][...], None
             cache.update(k[None].to(device), v[None].to(device), i)
             if i in windowed:
                 # The model's own cache has seen every prompt token and holds the window of them.
@@ -67,20 +74,31 @@ def load_cache(path, dtype=None, device="cpu", config=None):
     return cache, info
 
 
-def _ragged(group, kv_heads, dtype):
+def _kv(g, dtype, attrs):
+    """Keys and values of a layer group (or of one head's group), dequantised if need be."""
+    if "key_codes" not in g:
+        return _tensor(g["key"], dtype), _tensor(g["value"], dtype)
+    k, v = dequantise(g, attrs)
+    kind = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(element_type(g["key_scale"]), torch.float32)
+    # Exact: the dequantised values are values of the element type.
+    k, v = torch.from_numpy(k).to(kind), torch.from_numpy(v).to(kind)
+    return (k, v) if dtype is None else (k.to(dtype), v.to(dtype))
+
+
+def _ragged(group, kv_heads, dtype, attrs):
     """A ragged layer's heads padded to the largest: keys, values, positions (-1 in the padding)
     and the padding mask."""
     heads = [group[f"heads/{h}"] for h in range(kv_heads)]
     counts = [h["position"].shape[1] for h in heads]
     K = max(counts)
-    first = _tensor(heads[0]["key"], dtype)
-    k = torch.zeros((kv_heads, K, first.shape[-1]), dtype=first.dtype)
+    each = [_kv(h, dtype, attrs) for h in heads]
+    k = torch.zeros((kv_heads, K, each[0][0].shape[-1]), dtype=each[0][0].dtype)
     v = torch.zeros_like(k)
     position = np.full((kv_heads, K), -1, dtype=np.int32)
     pad = torch.ones((kv_heads, K), dtype=torch.bool)
     for h, (head, n) in enumerate(zip(heads, counts)):
-        k[h, :n] = _tensor(head["key"], dtype)[0]
-        v[h, :n] = _tensor(head["value"], dtype)[0]
+        k[h, :n] = each[h][0][0]
+        v[h, :n] = each[h][1][0]
         position[h, :n] = head["position"][0]
         pad[h, :n] = False
     return k, v, position, pad

@@ -40,7 +40,8 @@ public enum Compressor {
         let writer = try CacheWriter(
             output: output, shape: s, model: dump.model, tokens: dump.tokens, elementType: dump.elementType,
             codec: codec, method: methodJSON, source: source, nextPosition: dump.nextPosition,
-            slidingWindows: dump.header.has(.slidingWindow), raggedHeads: method.raggedHeads)
+            slidingWindows: dump.header.has(.slidingWindow), raggedHeads: method.raggedHeads,
+            quant: method.quant)
         let workspaces = Workspace.pool(threads)
         let layers = try LayerPipeline(
             dump: dump, compressor: compressor, method: method, writer: writer,

@@ -26,8 +26,25 @@ struct LayerPipeline {
         let compressor = self.compressor
         let type = dump.elementType
         let codec = writer.codec
-        // Workers store each finished head as chunks right away (zstd and none; deflate runs in HDF5).
+        let quant = writer.quant
+        // Workers store each finished head as chunks right away (zstd and none; deflate runs in HDF5),
+        // or quantise it for a quantised cache (a group that overflows is left to the writer, which
+        // reports it).
         let encode: @Sendable (inout CompressedHead, Workspace) -> Void = { head, ws in
+            if let quant {
+                let n = head.position.count
+                let q = head.keys.withUnsafeBufferPointer { k in
+                    head.values.withUnsafeBufferPointer { v in
+                        try? quant.quantise(keys: k, values: v, kept: n, headDim: s.headDim, type: type)
+                    }
+                }
+                if let q {
+                    head.quantised = q
+                    head.keys = []
+                    head.values = []
+                }
+                return
+            }
             guard let e = ChunkEncoder.planned(type: type, shape: [G, head.position.count, s.headDim], codec: codec)
             else { return }
             head.encoded = (

@@ -10,6 +10,9 @@ struct CompressedHead {
     /// The keys and values as stored chunks, when a worker encoded them already (`keys` and
     /// `values` are then emptied: a layer's Float32 results need not wait for the writer).
     var encoded: (key: [ChunkEncoder.Chunk], value: [ChunkEncoder.Chunk])? = nil
+    /// The keys and values quantised, when a worker did it already for a quantised cache (`keys`
+    /// and `values` are then emptied too).
+    var quantised: QuantisedHead? = nil
     var mergedCount: Int { merged.reduce(0) { $0 + Int($1) } }
     var droppedCount: Int { slotOf.lazy.filter { $0 < 0 }.count }
 }

@@ -12,7 +12,7 @@ enum LayerWriter {
         let L = s.seqLen
         let D = s.headDim
         let kept = L - start
-        let storage = ElementStorage(type: dump.elementType)
+        let storage = writer.quant.storage(dump.elementType)
         let out = try writer.layer(i, kept: kept, slidingWindow: slidingWindow)
         let position = (start..<L).map { Int32($0) }
         var slotOf = [Int32](repeating: -1, count: L)
@@ -27,8 +27,8 @@ enum LayerWriter {
         }
         return .init(
             index: i, kept: kept, copied: reason, merged: 0, dropped: start,
-            kvBytesIn: storage.bytes(slots: s.numKVHeads * L, headDim: D),
-            kvBytesOut: storage.bytes(slots: s.numKVHeads * kept, headDim: D))
+            kvBytesIn: ElementStorage(type: dump.elementType).bytes(heads: s.numKVHeads, kept: L, headDim: D),
+            kvBytesOut: storage.bytes(heads: s.numKVHeads, kept: kept, headDim: D))
     }
 
     /// Writes one layer's result: its compressed heads, or the layer unchanged.
@@ -37,10 +37,9 @@ enum LayerWriter {
         workspace ws: Workspace, threads: Int = 1
     ) throws -> CompressSummary.Layer {
         let s = dump.shape
-        let L = s.seqLen
         let D = s.headDim
         let G = s.numKVHeads
-        let storage = ElementStorage(type: dump.elementType)
+        let storage = writer.quant.storage(dump.elementType)
         switch result {
         case .copied(let reason):
             return try rows(from: 0, layer: i, input: input, dump: dump, to: writer, workspace: ws, copied: reason)
@@ -52,6 +51,22 @@ enum LayerWriter {
         case .compressed(let kept, let heads):
             let counts = heads.map { $0.position.count }
             let out = try writer.layer(i, kept: counts)
+            if writer.quant != nil {
+                // Workers usually quantised every head already; the rest is quantised here.
+                let quantised = try Parallel.map(G, threads: threads) { g, _ in
+                    try heads[g].quantised
+                        ?? heads[g].keys.withUnsafeBufferPointer { k in
+                            try heads[g].values.withUnsafeBufferPointer { v in
+                                try out.quantise(head: g, key: k, value: v)
+                            }
+                        }
+                }
+                for (g, h) in heads.enumerated() {
+                    try out.write(
+                        head: g, quantised: quantised[g], position: h.position, merged: h.merged, slotOf: h.slotOf)
+                }
+                return summary(i, kept, heads, counts, storage, dump)
+            }
             // Workers usually encoded every head already (check they used the datasets' chunking);
             // otherwise convert, shuffle and compress here on the workers: HDF5 only stores bytes.
             for (g, h) in heads.enumerated() where h.encoded != nil {
@@ -85,11 +100,21 @@ enum LayerWriter {
                     }
                 }
             }
-            return .init(
-                index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
-                dropped: heads.reduce(0) { $0 + $1.droppedCount }, kvBytesIn: storage.bytes(slots: G * L, headDim: D),
-                kvBytesOut: storage.bytes(slots: counts.reduce(0, +), headDim: D),
-                keptPerHead: Set(counts).count > 1 ? counts : nil)
+            return summary(i, kept, heads, counts, storage, dump)
         }
+    }
+
+    private static func summary(
+        _ i: Int, _ kept: Int, _ heads: [CompressedHead], _ counts: [Int], _ storage: any SlotStorage,
+        _ dump: DumpReader
+    ) -> CompressSummary.Layer {
+        let s = dump.shape
+        return .init(
+            index: i, kept: kept, copied: nil, merged: heads.reduce(0) { $0 + $1.mergedCount },
+            dropped: heads.reduce(0) { $0 + $1.droppedCount },
+            kvBytesIn: ElementStorage(type: dump.elementType).bytes(
+                heads: s.numKVHeads, kept: s.seqLen, headDim: s.headDim),
+            kvBytesOut: storage.bytes(kept: counts, headDim: s.headDim),
+            keptPerHead: Set(counts).count > 1 ? counts : nil)
     }
 }

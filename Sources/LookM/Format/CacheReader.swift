@@ -16,6 +16,8 @@ final class CacheReader {
     let header: FormatHeader
     /// The dump's `next_position`, copied by compress (nil: the next token is at `seq_len`).
     let nextPosition: Int?
+    /// How keys and values are stored, when quantised (`quantised-kv`).
+    let quant: QuantScheme?
 
     init(path: String, displayName: String? = nil) throws {
         file = try H5File.openForReading(path, displayName: displayName)
@@ -24,6 +26,7 @@ final class CacheReader {
         header = try requireFormat(attrs, Layout.cacheFormat)
         shape = try ModelShape.read(attrs)
         nextPosition = try readNextPosition(attrs, header)
+        quant = try readQuant(attrs, header, shape)
         model = try attrs.string("model")
         func required<T>(_ name: String, _ read: (String) throws -> T?) throws -> T {
             guard let v = try read(name) else { throw site.error(nil, "missing root attribute \(name)") }
@@ -42,11 +45,11 @@ final class CacheReader {
         writerVersion = try required("lookm_version", attrs.string)
         tokens = try TokenTable.read(file, seqLen: shape.seqLen)
         try shape.requireLayers(in: file)
-        elementType = try CacheLayer(file: file, shape: shape, index: 0, header: header).elementType
+        elementType = try CacheLayer(file: file, shape: shape, index: 0, header: header, quant: quant).elementType
     }
 
     func layer(_ i: Int) throws -> CacheLayer {
-        let layer = try CacheLayer(file: file, shape: shape, index: i, header: header)
+        let layer = try CacheLayer(file: file, shape: shape, index: i, header: header, quant: quant)
         guard layer.elementType == elementType else {
             throw file.site.error(
                 Layout.layer(i),
@@ -57,16 +60,23 @@ final class CacheReader {
 }
 
 /// One cache layer: kept keys and values, and the slot tables. Either one `[heads, kept, head_dim]`
-/// tensor for the layer, or under `ragged-heads` a `/layers/i/heads/g/` group per kv head
-/// (docs/format.md); `kept(head:)`, `keys(head:)` and `slots(head:)` read either.
+/// tensor for the layer, or under `ragged-heads` a `/layers/i/heads/g/` group per kv head, and
+/// under `quantised-kv` codes and scales in place of each tensor (docs/format.md); `kept`,
+/// `keys(head:)` (dequantised) and `slots(head:)` read any of them.
 final class CacheLayer {
     let index: Int
     /// Slots of each kv head.
     let kept: [Int]
     /// Whether the kv heads are stored one by one (`/layers/i/heads/g/`).
     let ragged: Bool
-    /// Per kv head: its key and value tensors, position and merge counts, and its row in them.
-    private let heads: [(key: TensorReader, value: TensorReader, position: H5Dataset, merged: H5Dataset, row: Int)]
+    private enum Tensors {
+        case plain(key: TensorReader, value: TensorReader)
+        case quantised(QuantisedTensors.Reader)
+    }
+    /// Per kv head: its keys and values, position and merge counts, and its row in them.
+    private let heads: [(tensors: Tensors, position: H5Dataset, merged: H5Dataset, row: Int)]
+    let quant: QuantScheme?
+    private let headDim: Int
     private let slotOf: H5Dataset
     private let site: H5Site
     private let seqLen: Int
@@ -74,8 +84,11 @@ final class CacheLayer {
     /// The model's sliding window of this layer, when the cache records one (`sliding-window`).
     let slidingWindow: Int?
 
-    fileprivate init(file: H5File, shape s: ModelShape, index i: Int, header: FormatHeader) throws {
+    fileprivate init(file: H5File, shape s: ModelShape, index i: Int, header: FormatHeader, quant: QuantScheme?) throws
+    {
         index = i
+        self.quant = quant
+        headDim = s.headDim
         let window = try readSlidingWindow(file, layer: i, seqLen: s.seqLen, header: header)
         slidingWindow = window
         site = file.site
@@ -85,19 +98,34 @@ final class CacheLayer {
             return try file.openDataset(path)
         }
         /// Keys, values, positions and merge counts of `count` heads under `dir`.
-        func tensors(_ dir: String, count: Int) throws -> (TensorReader, TensorReader, H5Dataset, H5Dataset, Int) {
-            let key = try TensorReader(try dataset("\(dir)/key"))
-            let value = try TensorReader(try dataset("\(dir)/value"))
-            guard key.shape.count == 3, key.shape[0] == count, key.shape[2] == s.headDim, key.shape[1] <= s.seqLen
-            else {
+        func tensors(_ dir: String, count: Int) throws -> (Tensors, H5Dataset, H5Dataset, Int) {
+            let position = try dataset("\(dir)/position")
+            guard position.shape.count == 2, position.shape[0] == count, position.shape[1] <= s.seqLen else {
                 throw file.site.error(
-                    key.dataset.path, "shape \(key.shape), expected [\(count), kept <= \(s.seqLen), \(s.headDim)]")
+                    position.path, "shape \(position.shape), expected [\(count), kept <= \(s.seqLen)]")
             }
-            let kept = key.shape[1]
+            let kept = position.shape[1]
             if let w = window, kept > w - 1 {
                 throw file.site.error(
-                    key.dataset.path,
-                    "\(kept) slots in a layer with sliding_window = \(w), which holds at most \(w - 1)")
+                    position.path, "\(kept) slots in a layer with sliding_window = \(w), which holds at most \(w - 1)")
+            }
+            let merged = try dataset("\(dir)/merged")
+            for d in [position, merged] { try Self.requireInts(d, [count, kept], file) }
+            if let quant {
+                if let plain = ["key", "value"].first(where: { file.isDataset("\(dir)/\($0)") }) {
+                    throw file.site.error(
+                        "\(dir)/\(plain)",
+                        "present in a quantised cache, which stores codes (docs/format.md quantised-kv)")
+                }
+                let q = try QuantisedTensors.Reader(
+                    file: file, dir: dir, heads: count, shape: quant.shape(kept: kept, headDim: s.headDim))
+                return (.quantised(q), position, merged, kept)
+            }
+            let key = try TensorReader(try dataset("\(dir)/key"))
+            let value = try TensorReader(try dataset("\(dir)/value"))
+            guard key.shape == [count, kept, s.headDim] else {
+                throw file.site.error(
+                    key.dataset.path, "shape \(key.shape), expected [\(count), \(kept), \(s.headDim)]")
             }
             guard value.shape == key.shape else {
                 throw file.site.error(value.dataset.path, "shape \(value.shape) differs from the key's \(key.shape)")
@@ -107,10 +135,7 @@ final class CacheLayer {
                     value.dataset.path,
                     "element type \(value.type.rawValue) differs from the key's \(key.type.rawValue)")
             }
-            let position = try dataset("\(dir)/position")
-            let merged = try dataset("\(dir)/merged")
-            for d in [position, merged] { try Self.requireInts(d, [count, kept], file) }
-            return (key, value, position, merged, kept)
+            return (.plain(key: key, value: value), position, merged, kept)
         }
         let headsGroup = "\(Layout.layer(i))/heads"
         ragged = file.isGroup(headsGroup)
@@ -119,19 +144,20 @@ final class CacheLayer {
                 throw file.site.error(
                     headsGroup, "per-head layout without the ragged-heads extension (docs/format.md)")
             }
-            guard !file.isDataset(Layout.layer(i, .key)) else {
-                throw file.site.error(Layout.layer(i, .key), "present beside \(headsGroup): a layer has one layout")
+            let flat = "\(Layout.layer(i))/position"
+            guard !file.isDataset(flat) else {
+                throw file.site.error(flat, "present beside \(headsGroup): a layer has one layout")
             }
             let each = try (0..<s.numKVHeads).map { g in try tensors(Layout.head(i, g), count: 1) }
-            heads = each.map { ($0.0, $0.1, $0.2, $0.3, 0) }
-            kept = each.map(\.4)
-            guard each.allSatisfy({ $0.0.type == each[0].0.type }) else {
+            heads = each.map { ($0.0, $0.1, $0.2, 0) }
+            kept = each.map(\.3)
+            guard each.allSatisfy({ Self.type($0.0) == Self.type(each[0].0) }) else {
                 throw file.site.error(headsGroup, "kv heads stored with different element types")
             }
         } else {
             let t = try tensors(Layout.layer(i), count: s.numKVHeads)
-            heads = (0..<s.numKVHeads).map { g in (t.0, t.1, t.2, t.3, g) }
-            kept = Array(repeating: t.4, count: s.numKVHeads)
+            heads = (0..<s.numKVHeads).map { g in (t.0, t.1, t.2, g) }
+            kept = Array(repeating: t.3, count: s.numKVHeads)
         }
         slotOf = try dataset("\(Layout.layer(i))/slot_of")
         try Self.requireInts(slotOf, [s.numKVHeads, s.seqLen], file)
@@ -145,28 +171,71 @@ final class CacheLayer {
         try d.requireFilters()
     }
 
-    var elementType: ElementType { heads[0].key.type }
+    private static func type(_ t: Tensors) -> ElementType {
+        switch t {
+        case .plain(let key, _): return key.type
+        case .quantised(let q): return q.elementType
+        }
+    }
+
+    var elementType: ElementType { Self.type(heads[0].tensors) }
 
     /// Slots of the layer, summed over its kv heads.
     var slots: Int { kept.reduce(0, +) }
 
-    /// Every key and value tensor of the layer, once each.
-    var tensors: [TensorReader] {
-        ragged ? heads.flatMap { [$0.key, $0.value] } : [heads[0].key, heads[0].value]
+    /// Every dataset holding the layer's keys and values, once each.
+    var tensors: [H5Dataset] {
+        let each = ragged ? heads.map(\.tensors) : [heads[0].tensors]
+        return each.flatMap { t -> [H5Dataset] in
+            switch t {
+            case .plain(let key, let value): return [key.dataset, value.dataset]
+            case .quantised(let q): return q.datasets
+            }
+        }
     }
 
-    /// Bytes of keys plus values in memory (the element type), and in the file (after the codec).
-    var kvBytes: Int { ElementStorage(type: elementType).bytes(slots: slots, headDim: heads[0].key.rowLength) }
-    var kvStoredBytes: Int { tensors.reduce(0) { $0 + $1.dataset.storageBytes } }
-    var storageDescription: String { heads[0].key.dataset.storageDescription }
+    /// How keys and values cost in memory: the element type, or the quantised form.
+    var storage: any SlotStorage {
+        quant.map { QuantStorage(scheme: $0, type: elementType) } ?? ElementStorage(type: elementType)
+            as any SlotStorage
+    }
 
-    /// Kv head `g`'s kept keys (`kept[g] x head_dim`, Float32), or values.
-    func keys(head g: Int) throws -> [Float] { try read(heads[g].key, g) }
-    func values(head g: Int) throws -> [Float] { try read(heads[g].value, g) }
+    /// Bytes of keys plus values in memory (as stored before the codec), and in the file (after it).
+    var kvBytes: Int { kept.reduce(0) { $0 + storage.bytes(kept: $1, headDim: headDim) } }
+    var kvStoredBytes: Int { tensors.reduce(0) { $0 + $1.storageBytes } }
+    var storageDescription: String { tensors[0].storageDescription }
 
-    private func read(_ t: TensorReader, _ g: Int) throws -> [Float] {
-        guard kept[g] > 0 else { return [] }
-        return try t.read(head: heads[g].row)
+    /// Kv head `g`'s kept keys (`kept[g] x head_dim`, Float32; dequantised from a quantised cache),
+    /// or values.
+    func keys(head g: Int) throws -> [Float] { try read(g).keys }
+    func values(head g: Int) throws -> [Float] { try read(g).values }
+
+    /// Kv head `g` as stored, when the cache is quantised.
+    func quantised(head g: Int) throws -> QuantisedHead? {
+        guard case .quantised(let q) = heads[g].tensors, kept[g] > 0 else { return nil }
+        return try q.read(row: heads[g].row)
+    }
+
+    /// Both at once (one decoding of a quantised head).
+    func read(_ g: Int) throws -> (keys: [Float], values: [Float]) {
+        guard kept[g] > 0 else { return ([], []) }
+        switch heads[g].tensors {
+        case .plain(let key, let value):
+            return (try key.read(head: heads[g].row), try value.read(head: heads[g].row))
+        case .quantised(let q):
+            guard let quant else { preconditionFailure("quantised tensors without a scheme") }
+            let (k, v) = quant.dequantise(
+                try q.read(row: heads[g].row), kept: kept[g], headDim: headDim, type: elementType)
+            for (x, name) in [(k, "key"), (v, "value")] {
+                if let bad = x.firstIndex(where: { !$0.isFinite }) {
+                    throw site.error(
+                        "\(Layout.layer(index))",
+                        "kv head \(g): the \(name) at slot \(bad / headDim), channel \(bad % headDim) decodes to \(x[bad])"
+                    )
+                }
+            }
+            return (k, v)
+        }
     }
 
     /// Slot tables of kv head `head`.
@@ -223,5 +292,31 @@ final class CacheLayer {
             )
         }
         return slots
+    }
+}
+
+/// The `quantised-kv` root attributes, checked like the flags that wrote them.
+private func readQuant(_ attrs: H5Attributes, _ header: FormatHeader, _ shape: ModelShape) throws -> QuantScheme? {
+    guard header.has(.quantisedKV) else {
+        if try attrs.string("quant") != nil {
+            throw attrs.site.error(nil, "attribute quant without the quantised-kv extension (docs/format.md)")
+        }
+        return nil
+    }
+    guard let name = try attrs.string("quant"), let group = try attrs.int("quant_group"),
+        let residual = try attrs.int("quant_residual")
+    else {
+        throw attrs.site.error(
+            nil, "extension quantised-kv needs the root attributes quant, quant_group and quant_residual")
+    }
+    do {
+        guard let q = try QuantScheme.resolve(name, group: group, residual: residual) else {
+            throw LookMError.usage("quant = none")
+        }
+        try q.validate(headDim: shape.headDim)
+        return q
+    } catch let e as LookMError {
+        throw attrs.site.error(
+            nil, "quant = \"\(name)\", quant_group = \(group), quant_residual = \(residual): \(e.message)")
     }
 }

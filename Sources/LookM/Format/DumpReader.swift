@@ -22,9 +22,11 @@ final class DumpReader {
         file = try H5File.openForReading(path, displayName: displayName)
         let attrs = try file.rootAttributes()
         header = try requireFormat(attrs, Layout.dumpFormat)
-        if header.has(.raggedHeads) {
+        for ext in [FormatExtension.raggedHeads, .quantisedKV] where header.has(ext) {
             throw file.site.error(
-                nil, "extension ragged-heads is for caches (docs/format.md); a dump stores every head's positions")
+                nil,
+                "extension \(ext.rawValue) is for caches (docs/format.md); a dump stores every position's keys and values as they are"
+            )
         }
         shape = try ModelShape.read(attrs)
         nextPosition = try readNextPosition(attrs, header)

@@ -91,6 +91,9 @@ enum FormatExtension: String, CaseIterable, Sendable {
     /// Cache layers whose kv heads keep different numbers of slots store each head in
     /// `/layers/i/heads/g/` (a head allocation such as Ada-KV).
     case raggedHeads = "ragged-heads"
+    /// Cache keys and values stored as packed codes with per-group scales (`--quant`,
+    /// docs/method.md section 12); root attributes `quant`, `quant_group`, `quant_residual`.
+    case quantisedKV = "quantised-kv"
 }
 
 /// Checks the `format`, `format_version` and (version 2) `extensions` root attributes.

@@ -40,6 +40,14 @@ extension InspectReport {
         }
         if let cache {
             row("method", MethodText.describe(cache.method))
+            if let q = cache.quant {
+                row(
+                    "quantised",
+                    "\(q.scheme): keys per channel and values per slot in groups of \(q.group)"
+                        + (q.residual > 0
+                            ? ", the last \(q.residual) values (and keys past a multiple of \(q.residual)) unquantised"
+                            : ""))
+            }
             row(
                 "source",
                 "\(cache.source.name) (\(Formatting.bytes(cache.source.size)), mtime \(cache.source.mtime)), lookm \(cache.lookmVersion)"

@@ -62,10 +62,19 @@ public struct InspectReport: Codable, Sendable {
         public var method: JSONValue
         public var source: SourceInfo
         public var lookmVersion: String
+        /// How keys and values are stored, when quantised (`quantised-kv`).
+        public var quant: Quant?
         enum CodingKeys: String, CodingKey {
-            case method, source
+            case method, source, quant
             case lookmVersion = "lookm_version"
         }
+    }
+
+    /// A quantised cache's scheme (docs/method.md section 12).
+    public struct Quant: Codable, Sendable {
+        public var scheme: String
+        public var group: Int
+        public var residual: Int
     }
 
     public var file: String

@@ -44,10 +44,10 @@ public enum Inspector {
     /// Validates an open cache as `inspect` does (every value, the slot tables) and summarises it.
     static func inspect(cache: CacheReader, path: String, name: String) throws -> InspectReport {
         var layers: [InspectReport.Layer] = []
-        var buffer = [Float]()
         for i in 0..<cache.shape.numLayers {
             let layer = try cache.layer(i)
-            for tensor in layer.tensors { try readAll(tensor, &buffer) }
+            // Every value (dequantised, for a quantised cache) is read once and checked.
+            for g in 0..<cache.shape.numKVHeads { _ = try layer.read(g) }
             var merged = 0
             var dropped = 0
             for h in 0..<cache.shape.numKVHeads {
@@ -65,7 +65,9 @@ public enum Inspector {
         return report(
             kind: .cache, path: path, name: name, shape: cache.shape, model: cache.model, dtype: cache.elementType,
             tokens: cache.tokens, layers: layers, attnScale: nil, probes: nil,
-            cache: InspectReport.Cache(method: method, source: cache.source, lookmVersion: cache.writerVersion),
+            cache: InspectReport.Cache(
+                method: method, source: cache.source, lookmVersion: cache.writerVersion,
+                quant: cache.quant.map { .init(scheme: $0.name, group: $0.group, residual: $0.residual) }),
             header: cache.header, nextPosition: cache.nextPosition)
     }
 

@@ -7,14 +7,19 @@ extension Method {
     /// Usage errors when even one token per layer is too much, or when the target is not below the
     /// dump's own K/V bytes.
     func fitted(to dump: DumpReader) throws -> Method {
+        try quant?.validate(headDim: dump.shape.headDim)
         guard let target, targetBytes == nil else { return self }
         let s = dump.shape
-        let storage = ElementStorage(type: dump.elementType)
+        let storage = quant.storage(dump.elementType)
         let windows = try (0..<s.numLayers).map { i -> Int? in
             let layer = try dump.layer(i)
             return layer.slidingWindow.flatMap { _ in layer.windowStart.map { s.seqLen - $0 } }
         }
-        let full = s.numLayers * storage.bytes(slots: s.numKVHeads * s.seqLen, headDim: s.headDim)
+        // The dump's own K/V, unquantised: what `25%` means and what a target must be below.
+        let full =
+            s.numLayers
+            * ElementStorage(type: dump.elementType).bytes(
+                heads: s.numKVHeads, kept: s.seqLen, headDim: s.headDim)
         let goal = target.bytes(ofDump: full)
         guard goal < full else {
             throw LookMError.usage(
@@ -34,7 +39,7 @@ extension Method {
                     )
                     slots = m.selector.copyReason(context) == nil ? context.hh + context.recent : s.seqLen
                 }
-                return total + storage.bytes(slots: s.numKVHeads * slots, headDim: s.headDim)
+                return total + storage.bytes(heads: s.numKVHeads, kept: slots, headDim: s.headDim)
             }
         }
         guard let n = (1...s.seqLen).last(where: { bytes(keep: $0) <= goal }) else {

@@ -23,6 +23,8 @@ public struct Method: Sendable {
     /// `--target-bytes` as given, and once `fitted` to a dump, the bytes it resolved to.
     public internal(set) var target: ByteTarget?
     public internal(set) var targetBytes: Int?
+    /// `--quant`: how the kept slots are stored (nil: in the dump's element type).
+    public internal(set) var quant: QuantScheme?
 
     init(
         selector: any Selector, merge: any Merge, variant: Variant = .paper, budget: Budget = .paperDefault,
@@ -96,6 +98,11 @@ public struct Method: Sendable {
         if let targetBytes { o["target_bytes"] = .int(targetBytes) }
         if case .share(let s)? = target { o["target_share"] = .ratio(s) }
         o.merge(headAllocation.parameters) { _, h in h }
+        if let quant {
+            o["quant"] = .string(quant.name)
+            o["quant_group"] = .int(quant.group)
+            o["quant_residual"] = .int(quant.residual)
+        }
         o["codec"] = .string(codec.name)
         if let level = codec.level { o["level"] = .int(level) }
         return CanonicalJSON.encode(o)

@@ -1,3 +1,15 @@
+/// `--quant NAME`, `--quant-group G`, `--quant-residual R` as given (docs/method.md section 12).
+public struct QuantOptions: Sendable {
+    public var name: String?
+    public var group: Int?
+    public var residual: Int?
+    public init(name: String? = nil, group: Int? = nil, residual: Int? = nil) {
+        self.name = name
+        self.group = group
+        self.residual = residual
+    }
+}
+
 /// The method flags of `compress` as given (nil: not given), before they are resolved.
 public struct MethodOptions: Sendable {
     public var method: String?
@@ -10,13 +22,16 @@ public struct MethodOptions: Sendable {
     public var allocationFlags: AllocationFlags = AllocationFlags()
     public var headAllocation: String?
     public var headAllocationFlags: HeadAllocationFlags = HeadAllocationFlags()
+    public var quant: QuantOptions = QuantOptions()
 
     public init(
         method: String? = nil, selector: String? = nil, merge: String? = nil, variant: Variant = .paper,
         budget: BudgetOptions = BudgetOptions(), selectorFlags: SelectorFlags = SelectorFlags(),
         allocation: String? = nil, allocationFlags: AllocationFlags = AllocationFlags(),
-        headAllocation: String? = nil, headAllocationFlags: HeadAllocationFlags = HeadAllocationFlags()
+        headAllocation: String? = nil, headAllocationFlags: HeadAllocationFlags = HeadAllocationFlags(),
+        quant: QuantOptions = QuantOptions()
     ) {
+        self.quant = quant
         self.headAllocation = headAllocation
         self.headAllocationFlags = headAllocationFlags
         self.allocation = allocation
@@ -74,9 +89,17 @@ extension Method {
                 "--allocation \(type(of: allocation).name) spreads one budget over the layers: give it as --budget B or --keep N, not --hh-ratio/--recent-ratio"
             )
         }
-        let method = Method(
+        let quant = try QuantScheme.resolve(
+            options.quant.name, group: options.quant.group, residual: options.quant.residual)
+        if quant != nil && options.budget.targetBytes != nil && !(heads is UniformHeads) {
+            throw LookMError.usage(
+                "--target-bytes with --quant counts each kv head's codes and scales, and under --head-allocation \(type(of: heads).name) a head's count is known only once scored; give --keep N or --budget B, or drop --head-allocation"
+            )
+        }
+        var method = Method(
             selector: selector, merge: merge, variant: options.variant, budget: budget, allocation: allocation,
             recent: options.budget.recent, headAllocation: heads, target: options.budget.targetBytes)
+        method.quant = quant
         if options.variant == .reference { try method.requireOfficial() }
         return method
     }

@@ -11,6 +11,7 @@ public enum Reporter {
         let D = s.headDim
         let L = s.seqLen
         let storage = ElementStorage(type: cache.elementType)
+        let type = cache.elementType
         var rows: [MemoryRow] = []
         var fidelity = FidelityAccumulator()
         let workspaces = Workspace.pool(threads)
@@ -20,11 +21,15 @@ public enum Reporter {
             var heads: [CompressedHead] = []
             for g in 0..<G {
                 let slots = try layer.slots(head: g)
+                let (keys, values) = try layer.read(g)
                 heads.append(
                     CompressedHead(
-                        position: slots.position, keys: try layer.keys(head: g), values: try layer.values(head: g),
-                        merged: slots.merged, slotOf: slots.slotOf))
+                        position: slots.position, keys: keys, values: values, merged: slots.merged,
+                        slotOf: slots.slotOf))
             }
+            // A quantised cache holds coded keys: the source check codes the dump's keys the same way.
+            let quantised = dump == nil ? [] : try (0..<G).map { try layer.quantised(head: $0) }
+            let quant = cache.quant
             let slots = layer.slots
             let text = heads.reduce(0) { acc, h in
                 acc + h.position.lazy.filter { cache.tokens.modality[Int($0)] == .text }.count
@@ -34,7 +39,7 @@ public enum Reporter {
                     layer: i, kept: Double(slots) / Double(G), keptText: Double(text) / Double(G),
                     keptImage: Double(slots - text) / Double(G),
                     merged: heads.reduce(0) { $0 + $1.mergedCount }, dropped: heads.reduce(0) { $0 + $1.droppedCount },
-                    kvBytesOriginal: storage.bytes(slots: G * L, headDim: D), kvBytesCache: layer.kvBytes,
+                    kvBytesOriginal: storage.bytes(heads: G, kept: L, headDim: D), kvBytesCache: layer.kvBytes,
                     kvBytesDisk: layer.kvStoredBytes))
             if let dump {
                 let dumpLayer = try dump.layer(i)
@@ -50,10 +55,16 @@ public enum Reporter {
                     layer: i, input: input, queries: try FidelityQueries.load(dumpLayer, dump), heads: heads,
                     dump: dump, workspaces: workspaces, into: &fidelity
                 ) { [cacheName = cache.name, recorded = cache.source, dumpName = dump.name] g, head, keys in
+                    let stored: ((Int, UnsafeBufferPointer<Float>) -> [Float])? = quant.flatMap { q in
+                        quantised[g].map { h in
+                            { j, row in
+                                q.storedKey(row, slot: j, of: h, kept: head.position.count, headDim: D, type: type)
+                            }
+                        }
+                    }
                     try requireSource(
                         cache: cacheName, recorded: recorded, dump: dumpName, layer: i, kvHead: g, head: head,
-                        keys: keys,
-                        headDim: D)
+                        keys: keys, headDim: D, stored: stored)
                 }
             }
         }
@@ -66,15 +77,19 @@ public enum Reporter {
     }
 
     /// The slots no merge touched hold the dump's keys bit for bit (both sides are the stored
-    /// element type widened to Float32): a dump of the same shape that is not the cache's source
-    /// differs there, and its fidelity numbers would be meaningless.
+    /// element type widened to Float32; in a quantised cache, the dump's key coded with the slot's
+    /// stored scales, `stored`): a dump of the same shape that is not the cache's source differs
+    /// there, and its fidelity numbers would be meaningless.
     static func requireSource(
         cache: String, recorded: SourceInfo, dump: String, layer i: Int, kvHead g: Int, head: CompressedHead,
-        keys: UnsafeBufferPointer<Float>, headDim D: Int
+        keys: UnsafeBufferPointer<Float>, headDim D: Int, stored: ((Int, UnsafeBufferPointer<Float>) -> [Float])? = nil
     ) throws {
         for (j, p) in head.position.enumerated() where head.merged[j] == 0 {
             let row = Int(p) * D
-            guard (0..<D).allSatisfy({ head.keys[j * D + $0].bitPattern == keys[row + $0].bitPattern }) else {
+            let expected = stored.map { $0(j, UnsafeBufferPointer(rebasing: keys[row..<(row + D)])) }
+            guard
+                (0..<D).allSatisfy({ head.keys[j * D + $0].bitPattern == (expected?[$0] ?? keys[row + $0]).bitPattern })
+            else {
                 throw LookMError.invalid(
                     dump, Layout.layer(i, .key),
                     "kv head \(g), position \(p) differs from the key the cache \(cache) kept there unmerged: "

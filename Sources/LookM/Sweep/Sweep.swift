@@ -3,6 +3,8 @@
 public struct SweepRow: Codable, Sendable {
     public var method: String
     public var budget: Double
+    /// The `--quants` entry, when quantised (absent for `none`).
+    public var quant: String?
     /// Kept tokens over prompt tokens, over all layers (copied layers count as fully kept).
     public var keptFraction: Double
     public var savedPercent: Double
@@ -18,7 +20,7 @@ public struct SweepRow: Codable, Sendable {
     /// Where `--keep-caches` wrote this setting's cache.
     public var cache: String?
     enum CodingKeys: String, CodingKey {
-        case method, budget, recall, cache
+        case method, budget, recall, cache, quant
         case keptFraction = "kept_fraction"
         case savedPercent = "saved_percent"
         case kvBytes = "kv_bytes"
@@ -53,8 +55,10 @@ public enum Sweeper {
     /// Resolves every (method, budget) pair up front, so a bad name fails before any work.
     /// - Parameter allocationFlags: the parameters of every `+pyramid` entry (`--pyramid-beta`,
     ///   `--pyramid-window`; kvpress's defaults otherwise).
+    /// - Parameter quants: `--quants` entries (`none`, `int4`, ...), crossed with every method and budget.
     public static func settings(
-        methods: [String], budgets: [Double], allocationFlags: AllocationFlags = AllocationFlags()
+        methods: [String], budgets: [Double], allocationFlags: AllocationFlags = AllocationFlags(),
+        quants: [String] = ["none"], quantGroup: Int? = nil, quantResidual: Int? = nil
     ) throws -> [SweepSetting] {
         guard !methods.isEmpty, !budgets.isEmpty else {
             throw LookMError.usage("give at least one method and one budget")
@@ -65,9 +69,26 @@ public enum Sweeper {
         if let b = budgets.first(where: { b in budgets.filter { $0 == b }.count > 1 }) {
             throw LookMError.usage("--budgets: \(b) is given twice; list each budget once")
         }
+        if let q = quants.first(where: { q in quants.filter { $0 == q }.count > 1 }) {
+            throw LookMError.usage("--quants: \(q) is given twice; list each storage once")
+        }
+        if quants == ["none"] && (quantGroup != nil || quantResidual != nil) {
+            throw LookMError.usage(
+                "--quant-group and --quant-residual shape the quantised entries of --quants, and there is none; e.g. --quants none,int4"
+            )
+        }
+        let schemes = try quants.map {
+            try QuantScheme.resolve(
+                $0, group: $0 == "none" ? nil : quantGroup, residual: $0 == "none" ? nil : quantResidual)
+        }
         return try methods.flatMap { m in
-            try budgets.map { b in
-                SweepSetting(name: m, budget: b, method: try method(m, budget: b, allocationFlags: allocationFlags))
+            try budgets.flatMap { b in
+                let resolved = try method(m, budget: b, allocationFlags: allocationFlags)
+                return schemes.map { q in
+                    var method = resolved
+                    method.quant = q
+                    return SweepSetting(name: m, budget: b, method: method)
+                }
             }
         }
     }
@@ -108,10 +129,16 @@ public enum Sweeper {
         var accumulators = [FidelityAccumulator](repeating: FidelityAccumulator(), count: settings.count)
         var kept = [Int](repeating: 0, count: settings.count)
         var copied = kept
+        var bytes = kept
+        let storages = settings.map { $0.method.quant.storage(dump.elementType) }
         // Kept caches are named after the dump (`stdin` for a stream, not its temporary copy).
         let stem = input.displayName == "stdin" ? "stdin" : Paths.stem(input.path)
         if let keepCaches { try Directories.make(keepCaches) }
-        let paths = keepCaches.map { dir in settings.map { "\(dir)/\(stem).\($0.name)-b\($0.budget).lookm.h5" } }
+        let paths = keepCaches.map { dir in
+            settings.map {
+                "\(dir)/\(stem).\($0.name)-b\($0.budget)\($0.method.quant.map { "-" + $0.name } ?? "").lookm.h5"
+            }
+        }
         let writers = try paths.map { paths in
             try zip(settings, paths).map { setting, path in
                 try CacheWriter(
@@ -121,7 +148,7 @@ public enum Sweeper {
                     method: setting.canonicalJSON(s),
                     source: SourceInfo.of(input),
                     nextPosition: dump.nextPosition, slidingWindows: dump.header.has(.slidingWindow),
-                    raggedHeads: setting.method.raggedHeads)
+                    raggedHeads: setting.method.raggedHeads, quant: setting.method.quant)
             }
         }
         var source = QuerySource.scores
@@ -130,6 +157,8 @@ public enum Sweeper {
             let layer = try dump.layer(i)
             let input = try LayerInput(layer, buffers: buffers)
             var results: [LayerResult] = []
+            // Settings whose fidelity and bytes this layer already counted.
+            var measuredHere = Set<Int>()
             if let size = layer.slidingWindow, let start = layer.windowStart {
                 // Every setting keeps a sliding-window layer as the model holds it (docs/method.md
                 // section 7): nothing to compute or measure, only the query source to record.
@@ -147,7 +176,9 @@ public enum Sweeper {
                         method: $0.method, layer: i, layers: s.numLayers, modality: dump.tokens.modality,
                         groupSize: s.groupSize)
                 }
-                if writers == nil && HeadwiseSweep.applies(compressors, contexts) {
+                // Quantised settings are measured on decoded heads, copied layers too: the general path.
+                let quantised = settings.contains { $0.method.quant != nil }
+                if writers == nil && !quantised && HeadwiseSweep.applies(compressors, contexts) {
                     results = try HeadwiseSweep.run(
                         compressors, contexts, input: input, layer: layer, queries: queries, dump: dump,
                         workspaces: workspaces, into: &accumulators)
@@ -157,16 +188,35 @@ public enum Sweeper {
                     for n in settings.indices {
                         let result = try compressors[n].run(
                             input, layer: layer, dump: dump, context: contexts[n], workspaces: workspaces)
-                        if case .compressed(let k, var heads) = result {
-                            // Measured as a cache would hold them: rounded to the dump's element type.
+                        let quant = settings[n].method.quant
+                        var measured: [CompressedHead]?
+                        if case .compressed(_, let heads) = result {
+                            measured = heads
+                        } else if case .copied = result, quant != nil {
+                            // Kept whole, but quantised: measured like any cache.
+                            measured = try (0..<s.numKVHeads).map { g in
+                                CompressedHead.whole(
+                                    keys: try input.keys(head: g, workspaces[0]),
+                                    values: try input.values(head: g, workspaces[0]), length: s.seqLen)
+                            }
+                        }
+                        if var heads = measured {
+                            // Measured as a cache would hold them: rounded to the dump's element type (and
+                            // quantised and decoded under --quant).
                             for g in heads.indices {
-                                ElementConversion.round(&heads[g].keys, to: dump.elementType)
-                                ElementConversion.round(&heads[g].values, to: dump.elementType)
+                                try heads[g].reloadAsStored(
+                                    quant, type: dump.elementType, headDim: s.headDim, source: dump.name, layer: i,
+                                    head: g)
                             }
                             try LayerFidelity.measure(
                                 layer: i, input: input, queries: queries, references: references, heads: heads,
                                 dump: dump,
                                 workspaces: workspaces, into: &accumulators[n])
+                            measuredHere.insert(n)
+                            let counts = heads.map(\.position.count)
+                            bytes[n] += storages[n].bytes(kept: counts, headDim: s.headDim)
+                        }
+                        if case .compressed(let k, _) = result {
                             results.append(.compressed(kept: k, heads: []))
                         } else {
                             results.append(result)
@@ -181,13 +231,23 @@ public enum Sweeper {
             for (n, result) in results.enumerated() {
                 switch result {
                 case .copied, .window:
-                    // Kept as the dump (or the model) holds the layer: measured exact.
-                    if case .window(let start, _) = result { kept[n] += s.seqLen - start } else { kept[n] += s.seqLen }
+                    // Kept as the dump (or the model) holds the layer: measured exact, unless
+                    // quantised (measured above). Sliding-window layers count as exact even then
+                    // (docs/method.md section 12).
+                    let length: Int
+                    if case .window(let start, _) = result { length = s.seqLen - start } else { length = s.seqLen }
+                    kept[n] += length
                     copied[n] += 1
-                    accumulators[n].addExact(
-                        layer: i, heads: s.numHeads, source: source, modality: dump.tokens.modality)
+                    if !measuredHere.contains(n) {
+                        bytes[n] += storages[n].bytes(heads: s.numKVHeads, kept: length, headDim: s.headDim)
+                        accumulators[n].addExact(
+                            layer: i, heads: s.numHeads, source: source, modality: dump.tokens.modality)
+                    }
                 case .compressed(let k, _):
                     kept[n] += k
+                    if !measuredHere.contains(n) {
+                        bytes[n] += storages[n].bytes(heads: s.numKVHeads, kept: k, headDim: s.headDim)
+                    }
                 }
             }
             progress?(i + 1, s.numLayers)
@@ -197,10 +257,10 @@ public enum Sweeper {
         let rows = settings.enumerated().map { n, setting -> SweepRow in
             let f = accumulators[n].summary()
             return SweepRow(
-                method: setting.name, budget: setting.budget, keptFraction: Double(kept[n]) / total,
+                method: setting.name, budget: setting.budget, quant: setting.method.quant?.name,
+                keptFraction: Double(kept[n]) / total,
                 savedPercent: 100 * (1 - Double(kept[n]) / total),
-                kvBytes: ElementStorage(type: dump.elementType).bytes(
-                    slots: kept[n] * s.numKVHeads, headDim: s.headDim),
+                kvBytes: bytes[n],
                 copiedLayers: copied[n], outputError: f.outputError,
                 outputCosine: f.outputCosine, recall: f.recall, recallKept: f.recallKept, recallMerged: f.recallMerged,
                 cache: paths?[n])
@@ -220,17 +280,21 @@ public enum Sweeper {
 extension SweepResult {
     public func render(_ format: OutputFormat) throws -> String {
         if format == .json { return try JSONOutput.encode(self) }
-        var t = TextTable([
-            "method", "budget", "kept", "saved_percent", "output_error", "output_error_worst", "output_cosine",
-            "recall", "recall_worst", "recall_kept", "recall_merged", "kv_bytes",
-        ])
-        for r in rows {
-            t.add([
-                r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1),
-                cell(r.outputError?.mean),
-                cell(r.outputError?.worst), cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recall.worst),
-                cell(r.recallKept), cell(r.recallMerged), r.kvBytes.map(String.init) ?? "",
+        // The quant column only when some setting is quantised: other tables stay as they were.
+        let quantised = rows.contains { $0.quant != nil }
+        var t = TextTable(
+            ["method"] + (quantised ? ["quant"] : []) + [
+                "budget", "kept", "saved_percent", "output_error", "output_error_worst", "output_cosine",
+                "recall", "recall_worst", "recall_kept", "recall_merged", "kv_bytes",
             ])
+        for r in rows {
+            t.add(
+                [r.method] + (quantised ? [r.quant ?? "none"] : []) + [
+                    cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1),
+                    cell(r.outputError?.mean),
+                    cell(r.outputError?.worst), cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recall.worst),
+                    cell(r.recallKept), cell(r.recallMerged), r.kvBytes.map(String.init) ?? "",
+                ])
         }
         return format == .csv ? t.csv : t.text
     }
@@ -240,14 +304,16 @@ extension SweepResult {
     /// budget, allocation or storage sit on one axis.
     public var plot: SVGPlot {
         let useError = rows.contains { $0.outputError != nil }
+        // One curve per method and storage (`lookm int4`).
+        func series(_ r: SweepRow) -> String { r.quant.map { "\(r.method) \($0)" } ?? r.method }
         var order: [String] = []
-        for r in rows where !order.contains(r.method) { order.append(r.method) }
+        for r in rows where !order.contains(series(r)) { order.append(series(r)) }
         let mib = (rows.compactMap(\.kvBytes).max() ?? 0) >= 1 << 20
         let unit = Double(mib ? 1 << 20 : 1 << 10)
         let series = order.map { m in
             SVGPlot.Series(
                 name: m,
-                points: rows.filter { $0.method == m }.map {
+                points: rows.filter { series($0) == m }.map {
                     (Double($0.kvBytes ?? 0) / unit, useError ? ($0.outputError?.mean ?? 0) : 1 - $0.recall.mean)
                 })
         }
