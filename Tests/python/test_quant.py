@@ -239,3 +239,18 @@ def test_format_doc_recipe_decodes_the_cache(lookm, qdumps, tmp_path, scheme, re
     want = ref.quantise_head(k, v, scheme, 32, residual, "bfloat16")
     assert np.array_equal(scope["keys"].view(np.uint32), want["keys"].view(np.uint32))
     assert np.array_equal(scope["values"].view(np.uint32), want["values"].view(np.uint32))
+
+
+def test_batch_sweep_and_collect_keep_the_storage(lookm, qdumps, tmp_path):
+    out = tmp_path / "out"
+    run("sweep", qdumps["float16"], "--out-dir", out, "--methods", "h2o", "--budgets", "0.2", "--quants", "none,int4",
+        check=0)
+    table = run("collect", out, check=0).stdout.decode().splitlines()
+    assert table[0].split()[:4] == ["dump", "method", "quant", "budget"]
+    assert [line.split()[2] for line in table[1:]] == ["none", "int4"]
+    # A rerun with the same settings is current; another storage is not.
+    again = run("sweep", qdumps["float16"], "--out-dir", out, "--methods", "h2o", "--budgets", "0.2", "--quants",
+                "none,int4", check=0)
+    assert b"skip" in again.stderr.lower() or b"current" in again.stderr.lower(), again.stderr
+    run("sweep", qdumps["float16"], "--out-dir", out, "--methods", "h2o", "--budgets", "0.2", "--quants", "int2",
+        check=4)

@@ -181,6 +181,41 @@ def test_ragged_cache_attends_to_each_heads_own_slots(lookm, exported, attn):
             assert np.abs(np.concatenate(unmasked) - np.concatenate(want)).max() > 1e-6
 
 
+@pytest.mark.parametrize("scheme,flags,quant_flags", [("int4", [], []), ("int2", ["--head-allocation", "adakv"], []),
+                                                      ("fp8", [], ["--quant-residual", "64"])])
+def test_quantised_cache_generates_as_its_numpy_dequantisation(lookm, exported, tmp_path, scheme, flags, quant_flags):
+    """A quantised cache (docs/method.md section 12) loaded by lookm_kv generates exactly what a
+    cache built from the independent NumPy quantisation of the unquantised cache generates."""
+    import reference_quant as rq
+    from transformers import DynamicCache
+    plain, quantised = tmp_path / "p.h5", tmp_path / "q.h5"
+    common = ["--method", "h2o", "--budget", "0.2", *flags]
+    run("compress", exported["path"], "-o", plain, *common, check=0)
+    run("compress", exported["path"], "-o", quantised, *common, "--quant", scheme, *quant_flags, check=0)
+    cache, info = load_cache(quantised)
+    plain_cache, plain_info = load_cache(plain)
+    want = DynamicCache()
+    residual = 64 if scheme == "fp8" else 0
+    for i in range(2):
+        pk, pv = plain_cache.layers[i].keys[0].double().numpy(), plain_cache.layers[i].values[0].double().numpy()
+        pad = plain_info["padding"][i] if plain_info["padding"] else None
+        ks, vs = np.zeros_like(pk, np.float32), np.zeros_like(pv, np.float32)
+        for h in range(pk.shape[0]):
+            n = int((~pad[h]).sum()) if pad is not None else pk.shape[1]
+            r = rq.quantise_head(pk[h, :n].astype(np.float32), pv[h, :n].astype(np.float32), scheme, 32, residual,
+                                 "float32")
+            ks[h, :n], vs[h, :n] = r["keys"], r["values"]
+        got_k, got_v = cache.layers[i].keys[0].numpy(), cache.layers[i].values[0].numpy()
+        assert np.array_equal(got_k, ks) and np.array_equal(got_v, vs), i
+        assert not np.array_equal(got_k, pk.astype(np.float32))  # really quantised
+        want.update(torch.from_numpy(ks)[None], torch.from_numpy(vs)[None], i)
+    first = torch.tensor(7)
+    tokens, logits = greedy_continue(exported["model"], cache, first, info["next_position"], 4, info["padding"])
+    want_tokens, want_logits = greedy_continue(exported["model"], want, first, info["next_position"], 4,
+                                               info["padding"])
+    assert tokens == want_tokens and torch.equal(logits, want_logits)
+
+
 def test_bfloat16_model_round_trip(lookm, tmp_path):
     model = tiny_llava(dtype=torch.bfloat16)
     ids, pix = prompt()

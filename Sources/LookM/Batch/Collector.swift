@@ -135,17 +135,21 @@ extension BatchCollection {
         if format == .json { return try JSONOutput.encode(self) }
         var t: TextTable
         if let sweepRows {
-            t = TextTable([
-                "dump", "method", "budget", "kept", "saved_percent", "output_error", "output_cosine", "recall",
-                "recall_kept", "recall_merged",
-            ])
+            // The quant column only when some setting is quantised, as in sweep's own table.
+            let quantised = sweepRows.contains { $0.row.quant != nil }
+            t = TextTable(
+                ["dump", "method"] + (quantised ? ["quant"] : []) + [
+                    "budget", "kept", "saved_percent", "output_error", "output_cosine", "recall", "recall_kept",
+                    "recall_merged",
+                ])
             for s in sweepRows {
                 let r = s.row
-                t.add([
-                    s.dump, r.method, cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1),
-                    cell(r.outputError?.mean),
-                    cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recallKept), cell(r.recallMerged),
-                ])
+                t.add(
+                    [s.dump, r.method] + (quantised ? [r.quant ?? "none"] : []) + [
+                        cell(r.budget, 2), cell(r.keptFraction, 3), cell(r.savedPercent, 1),
+                        cell(r.outputError?.mean),
+                        cell(r.outputCosine?.mean), cell(r.recall.mean), cell(r.recallKept), cell(r.recallMerged),
+                    ])
             }
         } else {
             t = TextTable([
