@@ -120,6 +120,11 @@ def main():
     wall, rss = median_run(args.runs, LOOKM, "compress", main_dump, "-o", DATA / "adakv.lookm.h5", "--force",
                            "--head-allocation", "adakv")
     add(shape, "compress --head-allocation adakv", wall, rss, bound, flops, size)
+    # Quantised storage (docs/method.md section 12): the same compress, then int4 codes per head on
+    # the workers; compare with the first row (issue 17: within 1.15x).
+    wall, rss = median_run(args.runs, LOOKM, "compress", main_dump, "-o", DATA / "int4.lookm.h5", "--force",
+                           "--quant", "int4")
+    add(shape, "compress --quant int4", wall, rss, bound, flops, size)
     wall, rss = median_run(args.runs, LOOKM, "inspect", main_dump)
     add(shape, "inspect", wall, rss, read, None, size)
     report_bound = read + read_seconds(cache, args.runs)

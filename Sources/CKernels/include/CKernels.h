@@ -72,3 +72,64 @@ void lookm_set_input(const char *name);
 void lookm_set_chunk_limit(size_t bytes);
 size_t lookm_chunk_limit(void);
 #endif
+
+#ifndef LOOKM_CKERNELS_QUANT
+#define LOOKM_CKERNELS_QUANT
+#include <string.h>
+// Quantised storage (docs/method.md section 12): every operation's result is rounded to the
+// element type. `kind`: 0 float32 (nothing to round), 1 float16, 2 bfloat16.
+
+/// `x` rounded to float16 precision (nearest, ties to even), kept in float32: what converting to
+/// float16 and back gives, including subnormals, overflow to infinity, infinities and NaN. No
+/// branches, so loops over it vectorise.
+static inline float lookm_round_f16(float x) {
+    uint32_t b, mag, sb, r;
+    float a, s, out;
+    memcpy(&b, &x, 4);
+    uint32_t sign = b & 0x80000000u;
+    mag = b & 0x7FFFFFFFu;
+    memcpy(&a, &mag, 4);
+    uint32_t normal = (b + 0xFFFu + ((b >> 13) & 1u)) & ~0x1FFFu;
+    // Subnormal float16s are multiples of 2^-24, the spacing of float32 in [0.5, 1): adding 0.5
+    // rounds to that grid (ties to even), subtracting it is exact.
+    s = (a + 0.5f) - 0.5f;
+    memcpy(&sb, &s, 4);
+    sb |= sign;
+    r = a < 0x1p-14f ? sb : normal;
+    r = a >= 65520.0f ? (sign | 0x7F800000u) : r;  // half a step beyond 65504 or more: infinity
+    r = mag >= 0x7F800000u ? b : r;                 // infinity and NaN stay
+    memcpy(&out, &r, 4);
+    return out;
+}
+
+/// `x` rounded to bfloat16 precision, as lookm_f32_to_bf16 rounds finite values; infinities and
+/// NaN stay.
+static inline float lookm_round_bf16(float x) {
+    uint32_t b, r;
+    float out;
+    memcpy(&b, &x, 4);
+    r = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+    r = (b & 0x7FFFFFFFu) >= 0x7F800000u ? b : r;
+    memcpy(&out, &r, 4);
+    return out;
+}
+
+static inline float lookm_round_to(float x, int kind) {
+    return kind == 1 ? lookm_round_f16(x) : kind == 2 ? lookm_round_bf16(x) : x;
+}
+
+/// Rounds `n` values in place.
+void lookm_round_all(float *x, size_t n, int kind);
+
+/// KIVI's codes of `n` values of one group: q = round(round(x - zero) / scale), NaN -> 0, clamped
+/// to [0, max_code], rounded half to even.
+void lookm_int_codes(const float *x, size_t n, float zero, float scale, float max_code, int kind, uint8_t *codes);
+
+/// Packs `n` codes of `bits` bits (2, 4 or 8) into (n * bits + 7) / 8 bytes, the first code in the
+/// lowest bits of byte 0.
+void lookm_pack_codes(const uint8_t *codes, size_t n, int bits, uint8_t *out);
+
+/// One whole group (n >= 1, finite values): zero = its minimum, scale = round(round(max - min) /
+/// max_code), and the codes as lookm_int_codes.
+void lookm_int_group(const float *x, size_t n, float max_code, int kind, uint8_t *codes, float *scale, float *zero);
+#endif

@@ -1,3 +1,5 @@
+import CKernels
+
 /// KIVI's asymmetric integer codes (Liu et al., ICML 2024; jy-yuan/KIVI `quant/new_pack.py`,
 /// `quant_and_pack_vcache`): per group, the minimum is the zero point, `scale = (max - min) /
 /// (2^bits - 1)`, and a value's code is `round(clamp((x - min) / scale, 0, 2^bits - 1))`, rounding
@@ -11,23 +13,17 @@ struct IntCode: QuantCode {
     func encode(_ group: UnsafeBufferPointer<Float>, type: ElementType, codes: UnsafeMutableBufferPointer<UInt8>)
         -> (scale: Float, zero: Float)
     {
-        var mn = Float.infinity
-        var mx = -Float.infinity
-        for x in group {
-            mn = min(mn, x)
-            mx = max(mx, x)
-        }
-        let scale = type.rounded(type.rounded(mx - mn) / maxCode)
-        for (j, x) in group.enumerated() { codes[j] = code(x, scale: scale, zero: mn, type: type) }
-        return (scale, mn)
+        var scale: Float = 0
+        var zero: Float = 0
+        lookm_int_group(group.baseAddress, group.count, maxCode, type.roundingKind, codes.baseAddress, &scale, &zero)
+        return (scale, zero)
     }
 
     func code(_ x: Float, scale: Float, zero: Float, type: ElementType) -> UInt8 {
-        let q = type.rounded(type.rounded(x - zero) / scale)
-        // 0 / 0 (a constant group: scale 0) is NaN, which KIVI's cast leaves undefined: code 0,
-        // which decodes to the minimum, the group's one value. x / 0 > 0 (a scale that
-        // underflowed) is infinity: the largest code.
-        return q.isNaN ? 0 : UInt8(min(max(q, 0), maxCode).rounded(.toNearestOrEven))
+        var x = x
+        var c: UInt8 = 0
+        lookm_int_codes(&x, 1, zero, scale, maxCode, type.roundingKind, &c)
+        return c
     }
 
     func decode(_ code: UInt8, scale: Float, zero: Float, type: ElementType) -> Float {

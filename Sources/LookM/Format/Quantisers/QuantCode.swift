@@ -25,20 +25,3 @@ enum QuantCodes {
     static var names: [String] { all.map(\.name) }
     static func named(_ name: String) -> (any QuantCode)? { all.first { $0.name == name } }
 }
-
-extension ElementType {
-    /// `x` rounded to this type's precision (to nearest, ties to even), as storing it would round;
-    /// float64 tensors hold Float32 values in lookm, so float32 and float64 leave `x` as it is.
-    func rounded(_ x: Float) -> Float {
-        switch self {
-        case .float16: return Float(Float16(x))
-        case .bfloat16:
-            // The same rounding as lookm_f32_to_bf16 (CKernels/convert.c) for the finite values
-            // quantisation sees; infinity stays infinity.
-            let b = x.bitPattern
-            guard x.isFinite else { return x }
-            return Float(bitPattern: (b &+ 0x7FFF &+ ((b >> 16) & 1)) & 0xFFFF_0000)
-        case .float32, .float64: return x
-        }
-    }
-}

@@ -1,3 +1,5 @@
+import CKernels
+
 /// One kv head's keys and values as a quantised cache stores them (docs/format.md `quantised-kv`):
 /// packed codes, per-group scales and zero points, and the unquantised recent slots, all Float
 /// values already rounded to the element type.
@@ -31,53 +33,52 @@ extension QuantScheme {
         type: ElementType
     ) throws -> QuantisedHead {
         let s = shape(kept: n, headDim: D)
-        let k = keys[0..<(n * D)].map(type.rounded)
-        let v = values[0..<(n * D)].map(type.rounded)
-        var out = QuantisedHead(
-            keyCodes: [], keyScale: [], keyZero: [], keyResidual: Array(k[(s.keySlots * D)...]),
-            valueCodes: [], valueScale: [], valueZero: [], valueResidual: Array(v[(s.valueSlots * D)...]))
-        var packer = CodePacker(bits: s.bits, count: s.keySlots * D)
-        var column = [Float](repeating: 0, count: s.keySlots)
-        var codes = [UInt8](repeating: 0, count: max(group, D))
-        // Keys: channel by channel (the code stream runs along the slots, as KIVI packs keys).
-        for c in 0..<D {
-            for j in 0..<s.keySlots { column[j] = k[j * D + c] }
-            for start in stride(from: 0, to: s.keySlots, by: group) {
-                let end = min(start + group, s.keySlots)
-                let (scale, zero) = column.withUnsafeBufferPointer { col in
-                    codes.withUnsafeMutableBufferPointer {
-                        code.encode(
-                            .init(rebasing: col[start..<end]), type: type, codes: .init(rebasing: $0[0..<(end - start)])
-                        )
+        let k = type.rounded(UnsafeBufferPointer(rebasing: keys[0..<(n * D)]))
+        let v = type.rounded(UnsafeBufferPointer(rebasing: values[0..<(n * D)]))
+        // Keys channel by channel (the code stream runs along the slots, as KIVI packs keys): the
+        // quantised slots transposed once, so every group is contiguous.
+        var columns = [Float](repeating: 0, count: s.keySlots * D)
+        for j in 0..<s.keySlots {
+            for c in 0..<D { columns[c * s.keySlots + j] = k[j * D + c] }
+        }
+        let (keyCodes, keyScale, keyZero) = try encode(columns, runs: D, length: s.keySlots, bits: s.bits, type: type) {
+            Overflow(tensor: "key", slot: $1, channel: $0)
+        }
+        // Values slot by slot, groups along the channels.
+        let (valueCodes, valueScale, valueZero) = try encode(
+            Array(v[0..<(s.valueSlots * D)]), runs: s.valueSlots, length: D, bits: s.bits, type: type
+        ) { Overflow(tensor: "value", slot: $0, channel: $1) }
+        return QuantisedHead(
+            keyCodes: keyCodes, keyScale: keyScale, keyZero: keyZero, keyResidual: Array(k[(s.keySlots * D)...]),
+            valueCodes: valueCodes, valueScale: valueScale, valueZero: valueZero,
+            valueResidual: Array(v[(s.valueSlots * D)...]))
+    }
+
+    /// Codes (packed), scales and zero points of `runs` runs of `length` values each, laid end to
+    /// end in `x`, each run cut into groups of `group` (the last shorter). `overflow(run, start)`
+    /// is thrown for a group whose scale is infinite.
+    private func encode(
+        _ x: [Float], runs: Int, length: Int, bits: Int, type: ElementType, overflow: (Int, Int) -> Overflow
+    ) throws -> (codes: [UInt8], scale: [Float], zero: [Float]) {
+        var codes = [UInt8](repeating: 0, count: runs * length)
+        let groups = (length + group - 1) / group
+        var scale = [Float](repeating: 0, count: runs * groups)
+        var zero = [Float](repeating: 0, count: code.hasZero ? runs * groups : 0)
+        try x.withUnsafeBufferPointer { x in
+            try codes.withUnsafeMutableBufferPointer { out in
+                for r in 0..<runs {
+                    for (t, start) in stride(from: 0, to: length, by: group).enumerated() {
+                        let range = (r * length + start)..<(r * length + min(start + group, length))
+                        let (sc, z) = code.encode(
+                            .init(rebasing: x[range]), type: type, codes: .init(rebasing: out[range]))
+                        guard sc.isFinite else { throw overflow(r, start) }
+                        scale[r * groups + t] = sc
+                        if code.hasZero { zero[r * groups + t] = z }
                     }
                 }
-                guard scale.isFinite else { throw Overflow(tensor: "key", slot: start, channel: c) }
-                out.keyScale.append(scale)
-                if code.hasZero { out.keyZero.append(zero) }
-                for j in 0..<(end - start) { packer.append(codes[j]) }
             }
         }
-        out.keyCodes = packer.bytes
-        // Values: slot by slot, groups along the channels.
-        packer = CodePacker(bits: s.bits, count: s.valueSlots * D)
-        try v.withUnsafeBufferPointer { row in
-            for j in 0..<s.valueSlots {
-                for start in stride(from: 0, to: D, by: group) {
-                    let end = min(start + group, D)
-                    let (scale, zero) = codes.withUnsafeMutableBufferPointer {
-                        code.encode(
-                            .init(rebasing: row[(j * D + start)..<(j * D + end)]), type: type,
-                            codes: .init(rebasing: $0[0..<(end - start)]))
-                    }
-                    guard scale.isFinite else { throw Overflow(tensor: "value", slot: j, channel: start) }
-                    out.valueScale.append(scale)
-                    if code.hasZero { out.valueZero.append(zero) }
-                    for c in 0..<(end - start) { packer.append(codes[c]) }
-                }
-            }
-        }
-        out.valueCodes = packer.bytes
-        return out
+        return (CodePacker.pack(codes, bits: bits), scale, zero)
     }
 
     /// The keys and values a model sees (kept x head_dim each): decoded slots, then the residual.
@@ -139,20 +140,11 @@ extension QuantScheme {
 
 /// Codes of `bits` bits packed into bytes in stream order, the first code in the lowest bits of
 /// byte 0 (little-endian, as KIVI's int32 words laid out in memory).
-struct CodePacker {
-    let bits: Int
-    private(set) var bytes: [UInt8]
-    private var next = 0
-
-    init(bits: Int, count: Int) {
-        self.bits = bits
-        bytes = [UInt8](repeating: 0, count: (count * bits + 7) / 8)
-    }
-
-    mutating func append(_ code: UInt8) {
-        let bit = next * bits
-        bytes[bit >> 3] |= code << UInt8(bit & 7)
-        next += 1
+enum CodePacker {
+    static func pack(_ codes: [UInt8], bits: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: (codes.count * bits + 7) / 8)
+        bytes.withUnsafeMutableBufferPointer { lookm_pack_codes(codes, codes.count, Int32(bits), $0.baseAddress) }
+        return bytes
     }
 
     static func code(_ bytes: [UInt8], bits: Int, index: Int) -> UInt8 {
