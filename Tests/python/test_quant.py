@@ -90,8 +90,10 @@ def test_ragged_copied_and_full_caches_match_numpy(lookm, qdumps, tmp_path, sche
                                ["--method", "full"]]):
         plain, quantised = tmp_path / f"p{n}.h5", tmp_path / f"q{n}.h5"
         run("compress", qdumps["float16"], "-o", plain, *flags, check=0)
-        run("compress", qdumps["float16"], "-o", quantised, *flags, "--quant", scheme, "--quant-residual", "32",
-            check=0)
+        p = run("compress", qdumps["float16"], "-o", quantised, *flags, "--quant", scheme, "--quant-residual", "32",
+                check=0)
+        # The summary line says the cache is quantised (with --method full: every token kept, quantised).
+        assert f" as {scheme} (".encode() in p.stderr
         check_against_reference(plain, quantised, scheme, 32, 32)
 
 
