@@ -53,7 +53,8 @@ public struct CompressSummary: Codable, Sendable {
         // A quantised cache says so: with --method full, every token is kept and only quantised.
         var stored = ""
         if case .object(let o) = method, case .string(let q)? = o["quant"] { stored = "as \(q) " }
-        return "lookm: \(output): kept \(kept); K/V \(Formatting.bytes(kvBytesIn)) -> \(Formatting.bytes(kvBytesOut)) \(stored)"
+        return
+            "lookm: \(output): kept \(kept); K/V \(Formatting.bytes(kvBytesIn)) -> \(Formatting.bytes(kvBytesOut)) \(stored)"
             + "(\(Formatting.percent(kvBytesIn - kvBytesOut, of: kvBytesIn)) saved), file \(Formatting.bytes(fileBytes)), \(seconds.formatted(2)) s"
     }
 }
