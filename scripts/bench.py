@@ -45,7 +45,7 @@ def median_run(runs, *args):
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
-def dump(name, layers, tokens_images, probes=0):
+def dump(name, layers, tokens_images, probes=0, window=0):
     images, text = tokens_images
     path = DATA / f"{name}.h5"
     if not path.exists():
@@ -54,6 +54,8 @@ def dump(name, layers, tokens_images, probes=0):
                  "--text-tokens", text]
         if probes:
             flags += ["--probes", probes]
+        if window:
+            flags += ["--window", window]
         print(f"making {path.name} (once)...", file=sys.stderr)
         sh(LOOKM, "synth", "-o", path, *flags)
     return path
@@ -125,6 +127,12 @@ def main():
     wall, rss = median_run(args.runs, LOOKM, "compress", main_dump, "-o", DATA / "int4.lookm.h5", "--force",
                            "--quant", "int4")
     add(shape, "compress --quant int4", wall, rss, bound, flops, size)
+    # LOOK-M's successors (docs/method.md section 11) need the attention rows of the last queries:
+    # the same shape with SnapKV's window stored; compare with the first row (issue 16: within 1.5x).
+    window_dump = dump(f"llava7b-{layers}l-w", layers, (6, 640), probes=8, window=32)
+    wall, rss = median_run(args.runs, LOOKM, "compress", window_dump, "-o", DATA / "mixkv.lookm.h5", "--force",
+                           "--method", "mixkv")
+    add(shape, "compress --method mixkv", wall, rss, bound, None, size)
     wall, rss = median_run(args.runs, LOOKM, "inspect", main_dump)
     add(shape, "inspect", wall, rss, read, None, size)
     report_bound = read + read_seconds(cache, args.runs)
