@@ -9,10 +9,16 @@ import CHDF5
 ///
 /// Scales, zero points and residual slots are in the cache's element type; fp8 stores no zero points.
 enum QuantisedTensors {
-    static let names = [
-        "key_codes", "key_scale", "key_zero", "key_residual", "value_codes", "value_scale", "value_zero",
-        "value_residual",
-    ]
+    /// The element-type datasets after the codes, in `QuantisedHead`'s order, with their shapes
+    /// after the head dimension (nil: absent, the zero points of fp8).
+    static func floats(_ q: QuantShape) -> [(String, [Int]?)] {
+        [
+            ("key_scale", [q.headDim, q.keyGroups]), ("key_zero", q.hasZero ? [q.headDim, q.keyGroups] : nil),
+            ("key_residual", [q.keyResidual, q.headDim]), ("value_scale", [q.valueSlots, q.valueGroups]),
+            ("value_zero", q.hasZero ? [q.valueSlots, q.valueGroups] : nil),
+            ("value_residual", [q.valueResidual, q.headDim]),
+        ]
+    }
 
     /// Writes rows of quantised heads.
     final class Writer {
@@ -35,14 +41,7 @@ enum QuantisedTensors {
             }
             keyCodes = try bytes("key_codes", q.keyCodeBytes)
             valueCodes = try bytes("value_codes", q.valueCodeBytes)
-            floats = [
-                try tensor("key_scale", [q.headDim, q.keyGroups]),
-                q.hasZero ? try tensor("key_zero", [q.headDim, q.keyGroups]) : nil,
-                try tensor("key_residual", [q.keyResidual, q.headDim]),
-                try tensor("value_scale", [q.valueSlots, q.valueGroups]),
-                q.hasZero ? try tensor("value_zero", [q.valueSlots, q.valueGroups]) : nil,
-                try tensor("value_residual", [q.valueResidual, q.headDim]),
-            ]
+            floats = try QuantisedTensors.floats(q).map { name, dims in try dims.map { try tensor(name, $0) } }
         }
 
         func write(row: Int, _ h: QuantisedHead) throws {
@@ -101,14 +100,7 @@ enum QuantisedTensors {
             if !q.hasZero, let extra = ["key_zero", "value_zero"].first(where: { file.isDataset("\(dir)/\($0)") }) {
                 throw file.site.error("\(dir)/\(extra)", "present, but fp8 codes have no zero point")
             }
-            floats = [
-                try tensor("key_scale", [q.headDim, q.keyGroups]),
-                q.hasZero ? try tensor("key_zero", [q.headDim, q.keyGroups]) : nil,
-                try tensor("key_residual", [q.keyResidual, q.headDim]),
-                try tensor("value_scale", [q.valueSlots, q.valueGroups]),
-                q.hasZero ? try tensor("value_zero", [q.valueSlots, q.valueGroups]) : nil,
-                try tensor("value_residual", [q.valueResidual, q.headDim]),
-            ]
+            floats = try QuantisedTensors.floats(q).map { name, dims in try dims.map { try tensor(name, $0) } }
         }
 
         /// Every dataset, for storage sizes.
