@@ -211,6 +211,7 @@ def test_sweep_usage_errors(lookm, qdumps):
     (lambda f: (f.attrs.__setitem__("format_version", 1), f.attrs.__delitem__("extensions")),
      ["quant without the quantised-kv extension"]),
     (lambda f: f.attrs.__setitem__("quant_group", 7), ["/layers/0/key_scale", "expected [2, 36, 5]"]),
+    (lambda f: f["layers/0/value_scale"].__setitem__((1, 2, 0), np.inf), ["/layers/0/value_scale", "infinity"]),
 ])
 def test_damaged_quantised_caches_are_refused(lookm, qdumps, tmp_path, edit, words):
     out = tmp_path / "q.h5"
@@ -256,3 +257,15 @@ def test_batch_sweep_and_collect_keep_the_storage(lookm, qdumps, tmp_path):
     assert b"skip" in again.stderr.lower() or b"current" in again.stderr.lower(), again.stderr
     run("sweep", qdumps["float16"], "--out-dir", out, "--methods", "h2o", "--budgets", "0.2", "--quants", "int2",
         check=4)
+
+
+def test_fp8_nan_code_in_a_file_is_refused(lookm, qdumps, tmp_path):
+    out = tmp_path / "q.h5"
+    run("compress", qdumps["float16"], "-o", out, "--quant", "fp8", check=0)
+    with h5py.File(out, "r+") as f:
+        codes = f["layers/1/value_codes"][...]
+        codes[1, 5] = 0xFF
+        f["layers/1/value_codes"][...] = codes
+    for cmd in (["inspect", out], ["report", out]):
+        p = run(*cmd, check=3)
+        assert b"/layers/1" in p.stderr and b"kv head 1" in p.stderr and b"nan" in p.stderr, p.stderr

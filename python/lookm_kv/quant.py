@@ -42,6 +42,7 @@ def fp8_value(code):
     e = (code >> 3) & 0xF
     m = (code & 7).astype(np.float32)
     a = np.where(e == 0, m * 2.0 ** -9, (8 + m) * np.exp2(e.astype(np.float32) - 10)).astype(np.float32)
+    a = np.where((code & 0x7F) == 0x7F, np.float32(np.nan), a)  # E4M3's NaN, never written
     return np.where(code & 0x80, -a, a).astype(np.float32)
 
 

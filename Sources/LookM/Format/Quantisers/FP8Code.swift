@@ -47,8 +47,10 @@ struct FP8Code: QuantCode {
         return sign | UInt8(min(magnitude, 0x7E))
     }
 
-    /// The value of an E4M3 code (0x7F and 0xFF, E4M3's NaN, are never written).
+    /// The value of an E4M3 code; 0x7F and 0xFF are E4M3's NaN (never written: a file holding
+    /// one decodes to NaN, which readers refuse).
     static func value(_ code: UInt8) -> Float {
+        if code & 0x7F == 0x7F { return .nan }
         let e = Int((code >> 3) & 0xF)
         let m = Float(code & 7)
         let a = e == 0 ? m * 0x1p-9 : Float(sign: .plus, exponent: e - 10, significand: 8 + m)
