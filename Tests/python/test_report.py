@@ -157,3 +157,36 @@ def test_sweep_usage_errors(lookm, args, words):
     assert p.returncode == 2, p.stderr.decode()
     for w in words:
         assert w in p.stderr.decode()
+
+
+def test_output_error_matches_float64_numpy(lookm, tmp_path):
+    """Report's fidelity (CKernels' few-query attention, docs/report.md) against a float64 NumPy
+    computation of the same definition, per layer and query head, to 1e-9 relative."""
+    from conftest import synth
+    dump = synth(tmp_path / "d.h5", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--head-dim", "40",
+                 "--images", "1", "--image-tokens", "60", "--text-tokens", "50", "--probes", "5", "--dtype", "bfloat16")
+    cache = tmp_path / "c.h5"
+    run("compress", dump, "-o", cache, "--budget", "0.3", check=0)
+    rep = json.loads(run("report", cache, "--reference", dump, "--format", "json", "--by", "head", check=0).stdout)
+
+    def floats(ds):
+        x = ds[...]
+        return (x.astype(np.uint32) << 16).view(np.float32).astype(np.float64) if ds.attrs.get("dtype") == "bfloat16" \
+            else x.astype(np.float64)
+
+    def attend(q, k, v, scale):
+        s = q @ k.T * scale
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        return (p / p.sum(axis=1, keepdims=True)) @ v
+
+    rows = {(r["layer"], r["head"]): r for r in rep["fidelity"]["heads"]}
+    with h5py.File(dump, "r") as d, h5py.File(cache, "r") as c:
+        scale = 1 / np.sqrt(40)
+        for i in range(2):
+            q, K, V = floats(d[f"layers/{i}/probe_query"]), floats(d[f"layers/{i}/key"]), floats(d[f"layers/{i}/value"])
+            k, v = floats(c[f"layers/{i}/key"]), floats(c[f"layers/{i}/value"])
+            for h in range(4):
+                g = h // 2
+                full, kept = attend(q[h], K[g], V[g], scale), attend(q[h], k[g], v[g], scale)
+                err = np.mean(np.linalg.norm(kept - full, axis=1) / np.linalg.norm(full, axis=1))
+                assert rows[(i, h)]["output_error"] == pytest.approx(err, rel=1e-9), (i, h)

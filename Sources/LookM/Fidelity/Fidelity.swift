@@ -1,4 +1,4 @@
-import COpenBLAS
+import CKernels
 
 /// What compression cost one query head, measured on the queries a dump offers (method-agnostic).
 struct HeadFidelity: Sendable {
@@ -35,28 +35,11 @@ enum Fidelity {
     /// Per query head of kv head `g`: `queries` are `n x D` rows with their positions (`Int.max`
     /// for probes, which see everything); `keys`/`values` the full prompt; the `slot` arrays the
     /// compressed head. `scoreShare` replaces queries with a fixed distribution (attn_score).
-    /// A kv head's rows in Double, converted once for all its query heads.
+    /// A kv head's rows (float32, widened to Double as the kernels read them) and their positions.
     struct Rows {
-        let keys: UnsafeBufferPointer<Double>
-        let values: UnsafeBufferPointer<Double>
+        let keys: UnsafeBufferPointer<Float>
+        let values: UnsafeBufferPointer<Float>
         let positions: [Int]
-
-        /// Converts `count` rows of keys and values into the workspace's Double slots `slots`.
-        init(
-            keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, positions: [Int], D: Int,
-            workspace: Workspace, slots: (keys: Workspace.DoubleSlot, values: Workspace.DoubleSlot)
-        ) {
-            let n = positions.count * D
-            let k = workspace.doubles(slots.keys, n)
-            let v = workspace.doubles(slots.values, n)
-            for i in 0..<n {
-                k[i] = Double(keys[i])
-                v[i] = Double(values[i])
-            }
-            self.keys = UnsafeBufferPointer(k)
-            self.values = UnsafeBufferPointer(v)
-            self.positions = positions
-        }
     }
 
     /// The dump's side of one query head's fidelity: attention weights (`n x L`) and outputs
@@ -182,10 +165,12 @@ enum Fidelity {
         return (kept, merged)
     }
 
-    /// softmax(Q R^T * scale) V for `n` queries at once, in Double through BLAS (dgemm: exact enough
-    /// that a cache keeping everything measures 0). Row t is hidden from query i when its position
-    /// exceeds `limits[i]` (causal prompt queries). Weights `n x rows` and outputs `n x D` go to the
-    /// given buffers.
+    /// softmax(Q R^T * scale) V for `n` queries at once, in Double (CKernels' `lookm_scores_f64`
+    /// and `lookm_weighted_sum_f64`: every sum in order over its index, no fused multiply-add, so a
+    /// cache keeping everything measures exactly 0, and any CPU gives the same bits; against a
+    /// float64 NumPy computation the metrics agree to 1e-9 relative, Tests/python/test_report.py).
+    /// Row t is hidden from query i when its position exceeds `limits[i]` (causal prompt queries).
+    /// Weights `n x rows` and outputs `n x D` go to the given buffers.
     private static func attention(
         _ q: UnsafeBufferPointer<Double>, n: Int, _ rows: Rows, limits: [Int], D: Int, scale: Double,
         weights w: UnsafeMutableBufferPointer<Double>, output out: UnsafeMutableBufferPointer<Double>
@@ -197,9 +182,7 @@ enum Fidelity {
             for i in 0..<(n * D) { out[i] = 0 }
             return (out, w)
         }
-        cblas_dgemm(
-            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(R), Int32(D), scale, q.baseAddress, Int32(D),
-            rows.keys.baseAddress, Int32(D), 0, w.baseAddress, Int32(R))
+        lookm_scores_f64(q.baseAddress, n, rows.keys.baseAddress, R, D, scale, w.baseAddress)
         for i in 0..<n {
             var m = -Double.infinity
             for t in 0..<R where rows.positions[t] <= limits[i] { m = max(m, w[i * R + t]) }
@@ -211,9 +194,7 @@ enum Fidelity {
             }
             if total > 0 { for t in 0..<R { w[i * R + t] /= total } }
         }
-        cblas_dgemm(
-            CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(D), Int32(R), 1, w.baseAddress, Int32(R),
-            rows.values.baseAddress, Int32(D), 0, out.baseAddress, Int32(D))
+        lookm_weighted_sum_f64(w.baseAddress, n, rows.values.baseAddress, R, D, out.baseAddress)
         return (out, w)
     }
 

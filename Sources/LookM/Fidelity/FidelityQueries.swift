@@ -57,9 +57,7 @@ struct FidelityQueries {
         scale: Double, workspace: Workspace
     ) -> [Fidelity.Reference]? {
         guard source != .scores else { return nil }
-        let full = Fidelity.Rows(
-            keys: keys, values: values, positions: Array(0..<(keys.count / D)), D: D, workspace: workspace,
-            slots: (.fullKeys, .fullValues))
+        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<(keys.count / D)))
         return heads.map {
             Fidelity.reference(
                 queries: rows[$0], positions: positions, full: full, headDim: D, scale: scale, workspace: workspace)
@@ -75,17 +73,16 @@ struct FidelityQueries {
         guard let reference else {
             return heads.map { Fidelity.measure(scores: scores[$0], head: compressed, modality: modality) }
         }
-        let small = compressed.keys.withUnsafeBufferPointer { kb in
+        let positions = compressed.position.map(Int.init)
+        return compressed.keys.withUnsafeBufferPointer { kb in
             compressed.values.withUnsafeBufferPointer { vb in
-                Fidelity.Rows(
-                    keys: kb, values: vb, positions: compressed.position.map(Int.init), D: D, workspace: workspace,
-                    slots: (.keptKeys, .keptValues))
+                let small = Fidelity.Rows(keys: kb, values: vb, positions: positions)
+                return zip(heads, reference).map { h, r in
+                    Fidelity.measure(
+                        queries: rows[h], positions: self.positions, reference: r, compressed: small, headDim: D,
+                        scale: scale, head: compressed, modality: modality, workspace: workspace)
+                }
             }
-        }
-        return zip(heads, reference).map { h, r in
-            Fidelity.measure(
-                queries: rows[h], positions: positions, reference: r, compressed: small, headDim: D, scale: scale,
-                head: compressed, modality: modality, workspace: workspace)
         }
     }
 }

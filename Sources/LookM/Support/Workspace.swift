@@ -17,9 +17,7 @@ final class Workspace: @unchecked Sendable {
 
     /// The Double buffers of fidelity (report, sweep).
     enum DoubleSlot: Int, CaseIterable {
-        /// Full-prompt and compressed keys and values, widened.
-        case fullKeys, fullValues, keptKeys, keptValues
-        /// The measured queries, widened.
+        /// The measured queries, widened (keys and values are widened as the kernels read them).
         case queries
         /// Attention weights and outputs over the full prompt, and over the kept slots.
         case fullWeights, fullOutput, keptWeights, keptOutput
