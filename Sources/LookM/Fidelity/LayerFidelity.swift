@@ -27,18 +27,40 @@ enum LayerFidelity {
         heads: [CompressedHead], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator,
         check: (@Sendable (Int, CompressedHead, UnsafeBufferPointer<Float>) throws -> Void)? = nil
     ) throws {
+        let results = try compute(
+            input: input, queries: queries, references: references, heads: heads, dump: dump, workspaces: workspaces,
+            check: check)
+        add(results, layer: i, source: queries.source, groupSize: dump.shape.groupSize, into: &acc)
+    }
+
+    /// One kv head's measurements: per query head, and the merge shifts.
+    typealias HeadResult = (
+        fidelity: [HeadFidelity],
+        shift: (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
+    )
+
+    /// `measure` without the accumulator, for a caller that runs it in the background (report).
+    /// `released(g)` is called once kv head `g`'s raw keys and values are converted: the thread
+    /// that owns HDF5 may then read the next layer's head `g` into the same buffers.
+    static func compute(
+        input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
+        heads: [CompressedHead], dump: DumpReader, workspaces: [Workspace],
+        released: (@Sendable (Int) -> Void)? = nil,
+        check: (@Sendable (Int, CompressedHead, UnsafeBufferPointer<Float>) throws -> Void)? = nil
+    ) throws -> [HeadResult] {
         let s = dump.shape
         let D = s.headDim
         let group = s.groupSize
-        acc.source = queries.source
         let scale = dump.attnScale
-        let results = try Parallel.map(s.numKVHeads, threads: workspaces.count) {
-            g, worker -> (
-                [HeadFidelity], (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
-            ) in
+        return try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker -> HeadResult in
             let ws = workspaces[worker]
-            let k = try input.keys(head: g, ws)
-            let v = try input.values(head: g, ws)
+            let k: UnsafeBufferPointer<Float>
+            let v: UnsafeBufferPointer<Float>
+            do {
+                defer { released?(g) }
+                k = try input.keys(head: g, ws)
+                v = try input.values(head: g, ws)
+            }
             try check?(g, heads[g], k)
             let queryHeads = g * group..<(g + 1) * group
             let reference =
@@ -49,9 +71,17 @@ enum LayerFidelity {
                 compressed: heads[g], modality: dump.tokens.modality, workspace: ws)
             return (perQuery, Fidelity.shift(head: heads[g], keys: k, values: v, D: D))
         }
+    }
+
+    /// Adds one layer's `compute` results, kv head by kv head in order.
+    static func add(
+        _ results: [HeadResult], layer i: Int, source: QuerySource, groupSize group: Int,
+        into acc: inout FidelityAccumulator
+    ) {
+        acc.source = source
         for (g, r) in results.enumerated() {
-            for (j, f) in r.0.enumerated() { acc.add(layer: i, head: g * group + j, f) }
-            acc.addShift(layer: i, kvHead: g, r.1)
+            for (j, f) in r.fidelity.enumerated() { acc.add(layer: i, head: g * group + j, f) }
+            acc.addShift(layer: i, kvHead: g, r.shift)
         }
     }
 }

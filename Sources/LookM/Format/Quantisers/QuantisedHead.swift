@@ -3,7 +3,7 @@ import CKernels
 /// One kv head's keys and values as a quantised cache stores them (docs/format.md `quantised-kv`):
 /// packed codes, per-group scales and zero points, and the unquantised recent slots, all Float
 /// values already rounded to the element type.
-struct QuantisedHead {
+struct QuantisedHead: Sendable {
     var keyCodes: [UInt8]
     var keyScale: [Float]
     var keyZero: [Float]
