@@ -18,10 +18,8 @@ import Testing
         let ws = Workspace()
         let f = keys.withUnsafeBufferPointer { k in
             values.withUnsafeBufferPointer { v in
-                let full = Fidelity.Rows(
-                    keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slots: (.fullKeys, .fullValues))
-                let same = Fidelity.Rows(
-                    keys: k, values: v, positions: [0, 1, 2], D: 2, workspace: ws, slots: (.keptKeys, .keptValues))
+                let full = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2])
+                let same = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2])
                 let reference = Fidelity.reference(
                     queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], full: full, headDim: 2, scale: 0.7,
                     workspace: ws)
