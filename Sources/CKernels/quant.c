@@ -2,14 +2,6 @@
 // the rounding helpers in CKernels.h have no branches, and the element type is fixed per loop.
 #include "CKernels.h"
 
-void lookm_round_all(float *x, size_t n, int kind) {
-    switch (kind) {
-    case 1: for (size_t i = 0; i < n; i++) x[i] = lookm_round_f16(x[i]); break;
-    case 2: for (size_t i = 0; i < n; i++) x[i] = lookm_round_bf16(x[i]); break;
-    default: break;
-    }
-}
-
 static inline __attribute__((always_inline)) uint8_t int_code(float x, float zero, float scale, float max_code,
                                                                int kind) {
     float q = lookm_round_to(lookm_round_to(x - zero, kind) / scale, kind);

@@ -118,9 +118,6 @@ static inline float lookm_round_to(float x, int kind) {
     return kind == 1 ? lookm_round_f16(x) : kind == 2 ? lookm_round_bf16(x) : x;
 }
 
-/// Rounds `n` values in place.
-void lookm_round_all(float *x, size_t n, int kind);
-
 /// KIVI's codes of `n` values of one group: q = round(round(x - zero) / scale), NaN -> 0, clamped
 /// to [0, max_code], rounded half to even.
 void lookm_int_codes(const float *x, size_t n, float zero, float scale, float max_code, int kind, uint8_t *codes);

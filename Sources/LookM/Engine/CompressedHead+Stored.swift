@@ -6,14 +6,16 @@ extension CompressedHead {
     )
         throws
     {
-        ElementConversion.round(&keys, to: type)
-        ElementConversion.round(&values, to: type)
-        guard let quant else { return }
+        guard let quant else {
+            ElementConversion.round(&keys, to: type)
+            ElementConversion.round(&values, to: type)
+            return
+        }
+        // Quantising rounds to the element type first itself.
         do {
             try quant.roundTrip(keys: &keys, values: &values, kept: position.count, headDim: headDim, type: type)
         } catch let e as QuantScheme.Overflow {
-            throw LookMError.invalid(
-                source, Layout.layer(layer, e.tensor == "key" ? .key : .value), "kv head \(g): \(e.message(type))")
+            throw e.error(source: source, layer: layer, head: g, type: type)
         }
     }
 

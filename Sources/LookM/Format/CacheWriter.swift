@@ -179,9 +179,7 @@ final class CacheLayerWriter {
         do {
             return try quant.quantise(keys: k, values: v, kept: kept[g], headDim: headDim, type: elementType)
         } catch let e as QuantScheme.Overflow {
-            throw LookMError.invalid(
-                source, Layout.layer(layer, e.tensor == "key" ? .key : .value),
-                "kv head \(g): \(e.message(elementType))")
+            throw e.error(source: source, layer: layer, head: g, type: elementType)
         }
     }
 

@@ -47,8 +47,8 @@ enum HeadwiseSweep {
                 var head = try compressors[n].head(
                     g, keys: k, values: v, input: input, context: contexts[n], workspace: ws)
                 // Measured as a cache would hold them: rounded to the dump's element type.
-                ElementConversion.round(&head.keys, to: dump.elementType)
-                ElementConversion.round(&head.values, to: dump.elementType)
+                try head.reloadAsStored(
+                    nil, type: dump.elementType, headDim: D, source: dump.name, layer: i, head: g)
                 let fidelity = queries.measure(
                     heads: queryHeads, reference: reference, headDim: D, scale: dump.attnScale,
                     compressed: head, modality: dump.tokens.modality, workspace: ws)

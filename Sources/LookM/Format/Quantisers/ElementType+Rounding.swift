@@ -3,7 +3,8 @@ import CKernels
 /// Rounding Float32 values to the element type's precision, as quantisation does after every
 /// operation (docs/method.md section 12). The arithmetic is CKernels' (`lookm_round_f16`,
 /// `lookm_round_bf16`): bit operations without branches, one definition for the scalar calls here
-/// and the vectorised loops there; tests check it against the conversions
+/// and the vectorised loops there (whole arrays round through `ElementConversion.round`, the
+/// conversions themselves); tests check it against the conversions
 /// (Tests/LookMTests/QuantTests.swift).
 extension ElementType {
     /// The `kind` CKernels' quantisation loops take.
@@ -20,10 +21,4 @@ extension ElementType {
     @inline(__always)
     func rounded(_ x: Float) -> Float { lookm_round_to(x, roundingKind) }
 
-    /// `values` rounded to this type, element by element.
-    func rounded(_ values: UnsafeBufferPointer<Float>) -> [Float] {
-        var out = Array(values)
-        out.withUnsafeMutableBufferPointer { lookm_round_all($0.baseAddress, $0.count, roundingKind) }
-        return out
-    }
 }

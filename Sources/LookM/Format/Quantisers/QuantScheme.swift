@@ -2,7 +2,7 @@
 /// docs/format.md extension `quantised-kv`). Keys are quantised per channel in groups of `group`
 /// consecutive slots, values per slot in groups of `group` consecutive channels (KIVI's layout);
 /// the most recent slots stay in the element type by KIVI's residual rule.
-public struct QuantScheme: Sendable, CustomStringConvertible {
+public struct QuantScheme: Sendable {
     let code: any QuantCode
     /// Slots (keys) or channels (values) per group; the last group of a run may be shorter.
     public let group: Int
@@ -17,9 +17,6 @@ public struct QuantScheme: Sendable, CustomStringConvertible {
     }
 
     public var name: String { code.name }
-    public var description: String {
-        "\(name), groups of \(group)" + (residual > 0 ? ", residual \(residual)" : "")
-    }
     public static let defaultGroup = 32
 
     /// Resolves `--quant NAME --quant-group G --quant-residual R` (nil for `none`).

@@ -20,8 +20,12 @@ extension QuantScheme {
         let tensor: String
         let slot: Int
         let channel: Int
-        func message(_ type: ElementType) -> String {
-            "a \(tensor) group (slot \(slot), channel \(channel)) spans more than \(type.rawValue) can hold, so its scale overflows; quantise a float32 dump, or use --quant none"
+        /// The invalid-input error naming the source dump, the layer's dataset and the kv head.
+        func error(source: String, layer: Int, head g: Int, type: ElementType) -> LookMError {
+            LookMError.invalid(
+                source, Layout.layer(layer, tensor == "key" ? .key : .value),
+                "kv head \(g): a \(tensor) group (slot \(slot), channel \(channel)) spans more than \(type.rawValue) can hold, so its scale overflows; quantise a float32 dump, or use --quant none"
+            )
         }
     }
 
@@ -33,8 +37,10 @@ extension QuantScheme {
         type: ElementType
     ) throws -> QuantisedHead {
         let s = shape(kept: n, headDim: D)
-        let k = type.rounded(UnsafeBufferPointer(rebasing: keys[0..<(n * D)]))
-        let v = type.rounded(UnsafeBufferPointer(rebasing: values[0..<(n * D)]))
+        var k = Array(keys[0..<(n * D)])
+        var v = Array(values[0..<(n * D)])
+        ElementConversion.round(&k, to: type)
+        ElementConversion.round(&v, to: type)
         // Keys channel by channel (the code stream runs along the slots, as KIVI packs keys): the
         // quantised slots transposed once, so every group is contiguous.
         var columns = [Float](repeating: 0, count: s.keySlots * D)
@@ -88,13 +94,12 @@ extension QuantScheme {
         let s = shape(kept: n, headDim: D)
         var keys = [Float](repeating: 0, count: n * D)
         var values = keys
-        let hasZero = code.hasZero
         for c in 0..<D {
             for j in 0..<s.keySlots {
-                let g = c * s.keyGroups + j / group
+                let (scale, zero) = keyGroup(h, s, slot: j, channel: c)
                 keys[j * D + c] = code.decode(
-                    CodePacker.code(h.keyCodes, bits: s.bits, index: c * s.keySlots + j), scale: h.keyScale[g],
-                    zero: hasZero ? h.keyZero[g] : 0, type: type)
+                    CodePacker.code(h.keyCodes, bits: s.bits, index: c * s.keySlots + j), scale: scale, zero: zero,
+                    type: type)
             }
         }
         for j in 0..<s.valueSlots {
@@ -102,7 +107,7 @@ extension QuantScheme {
                 let g = j * s.valueGroups + c / group
                 values[j * D + c] = code.decode(
                     CodePacker.code(h.valueCodes, bits: s.bits, index: j * D + c), scale: h.valueScale[g],
-                    zero: hasZero ? h.valueZero[g] : 0, type: type)
+                    zero: code.hasZero ? h.valueZero[g] : 0, type: type)
             }
         }
         keys.replaceSubrange((s.keySlots * D)..<(n * D), with: h.keyResidual)
@@ -120,12 +125,17 @@ extension QuantScheme {
         let s = shape(kept: n, headDim: D)
         guard j < s.keySlots else { return key.map(type.rounded) }
         return (0..<D).map { c in
-            let g = c * s.keyGroups + j / group
-            let zero = code.hasZero ? h.keyZero[g] : 0
+            let (scale, zero) = keyGroup(h, s, slot: j, channel: c)
             return code.decode(
-                code.code(type.rounded(key[c]), scale: h.keyScale[g], zero: zero, type: type), scale: h.keyScale[g],
-                zero: zero, type: type)
+                code.code(type.rounded(key[c]), scale: scale, zero: zero, type: type), scale: scale, zero: zero,
+                type: type)
         }
+    }
+
+    /// Scale and zero point (0 for codes without one) of the key group holding slot `j`, channel `c`.
+    private func keyGroup(_ h: QuantisedHead, _ s: QuantShape, slot j: Int, channel c: Int) -> (Float, Float) {
+        let g = c * s.keyGroups + j / group
+        return (h.keyScale[g], code.hasZero ? h.keyZero[g] : 0)
     }
 
     /// What storing and reloading gives: `keys` and `values` replaced by their dequantised form.

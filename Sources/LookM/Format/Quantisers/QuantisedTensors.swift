@@ -26,10 +26,8 @@ enum QuantisedTensors {
         private let valueCodes: H5Dataset
         /// key_scale, key_zero, key_residual, value_scale, value_zero, value_residual (no zero points for fp8).
         private let floats: [TensorWriter?]
-        let shape: QuantShape
 
         init(file: H5File, dir: String, heads: Int, shape q: QuantShape, type: ElementType, codec: Codec) throws {
-            shape = q
             func bytes(_ name: String, _ n: Int) throws -> H5Dataset {
                 let dims = [heads, n]
                 return try H5Dataset.create(
@@ -64,11 +62,9 @@ enum QuantisedTensors {
         private let keyCodes: H5Dataset
         private let valueCodes: H5Dataset
         private let floats: [TensorReader?]
-        let shape: QuantShape
 
         /// Checks every dataset's shape against what `shape` says `heads` heads of `kept` slots store.
         init(file: H5File, dir: String, heads: Int, shape q: QuantShape) throws {
-            shape = q
             func dataset(_ name: String) throws -> H5Dataset {
                 let path = "\(dir)/\(name)"
                 guard file.isDataset(path) else {
