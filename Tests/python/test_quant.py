@@ -269,3 +269,25 @@ def test_fp8_nan_code_in_a_file_is_refused(lookm, qdumps, tmp_path):
     for cmd in (["inspect", out], ["report", out]):
         p = run(*cmd, check=3)
         assert b"/layers/1" in p.stderr and b"kv head 1" in p.stderr and b"nan" in p.stderr, p.stderr
+
+
+def test_group_beyond_the_element_type_is_refused(lookm, tmp_path):
+    """A float16 key group spanning more than float16 can hold has an infinite scale: exit 3 naming
+    the dump, the layer's dataset and the kv head, and no cache."""
+    import shutil
+    from conftest import FIXTURES
+    dump = tmp_path / "wide.h5"
+    shutil.copy(FIXTURES / "llava-mini.h5", dump)
+    with h5py.File(dump, "r+") as f:
+        key = f["layers/1/key"]
+        k = key[...]
+        k[2, 0, 5], k[2, 1, 5] = 60000, -60000
+        key[...] = k
+    out = tmp_path / "q.h5"
+    for flags in (["--method", "full"], ["--method", "h2o", "--keep", "300"]):
+        p = run("compress", dump, "-o", out, "--quant", "int4", *flags, check=3)
+        assert b"wide.h5: /layers/1/key: kv head 2" in p.stderr and b"overflows" in p.stderr, p.stderr
+        assert not out.exists()
+    # Sweep measures the same way and says the same.
+    p = run("sweep", dump, "--methods", "full", "--budgets", "0.5", "--quants", "int4", check=3)
+    assert b"/layers/1/key: kv head 2" in p.stderr
