@@ -518,3 +518,20 @@ def test_reference_snapkv_uses_the_official_parameters(lookm, tmp_path):
             want = sorted(ref.top(pooled, hh, range(L - w))) + list(range(L - w, L))
             assert list(c["layers/0/position"][h]) == want
         assert json.loads(c.attrs["method"])["kernel"] == 5
+
+
+@pytest.mark.parametrize("kernel", ["avx2", "scalar"])
+def test_every_pivot_kernel_path_writes_the_same_cache(lookm, dumps, tmp_path, kernel):
+    """LOOKM_KERNEL lowers the similarity kernel's path (Sources/CKernels/similarity.c): every path
+    computes the same chain of fused multiply-adds, so caches are byte-identical to the default path's
+    (AVX-512 where the CPU has it), on dumps with ragged kept counts, GQA, and head_dim 128."""
+    big = synth(tmp_path / "d128.h5", "--layers", "2", "--heads", "4", "--head-dim", "128", "--images", "1",
+                "--image-tokens", "150", "--text-tokens", "61", "--seed", "5")
+    cases = [(dumps["gqa"], ["--method", "lookm-weighted", "--budget", "0.3"]), (big, ["--method", "lookm"]),
+             (big, ["--method", "lookm-avg", "--variant", "reference"]),
+             (FIXTURES / "llava-mini.h5", ["--method", "lookm", "--head-allocation", "adakv", "--budget", "0.4"])]
+    for i, (dump, flags) in enumerate(cases):
+        default = compress(dump, tmp_path / f"d{i}.h5", *flags).read_bytes()
+        env = dict(os.environ, LOOKM_KERNEL=kernel)
+        run("compress", dump, "-o", tmp_path / f"k{i}.h5", *flags, check=0, env=env)
+        assert (tmp_path / f"k{i}.h5").read_bytes() == default, (kernel, flags)

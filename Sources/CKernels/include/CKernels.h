@@ -40,16 +40,33 @@ void lookm_softmax_row_accumulate(const float *logits, size_t n, double *colsum,
 int lookm_fix_mmap_threshold(size_t bytes);
 #endif
 
-#ifndef LOOKM_CKERNELS_ROWS
-#define LOOKM_CKERNELS_ROWS
+#ifndef LOOKM_CKERNELS_SHUFFLE
+#define LOOKM_CKERNELS_SHUFFLE
+/* HDF5's shuffle filter on n elements of elem bytes (src and dst do not overlap). */
+void lookm_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem);
+#endif
+
+#ifndef LOOKM_CKERNELS_SIMILARITY
+#define LOOKM_CKERNELS_SIMILARITY
+// Pivots of evicted keys (docs/method.md section 4): similarity.c says the summation order.
+#define LOOKM_PIVOT_PANEL_WIDTH 32
 /// dst[r] = src[rows[r]] / |src[rows[r]]| for n rows of d floats (Float32, sequential sum of
 /// squares); a zero row stays zero, so its cosine with anything is 0, never NaN.
 void lookm_normalise_rows(const float *src, const int64_t *rows, size_t n, size_t d, float *dst);
-/// For each of `rows` rows of `cols` floats: the first index of the maximum, and the maximum.
-void lookm_argmax_rows(const float *m, size_t rows, size_t cols, int32_t *index, float *value);
-
-/* HDF5's shuffle filter on n elements of elem bytes (src and dst do not overlap). */
-void lookm_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem);
+/// Floats of the packed panel of `kept` normalised rows of d floats.
+size_t lookm_pivot_panel_floats(size_t kept, size_t d);
+/// Normalises src[rows[j]] (j < kept) into the panel: blocks of 32 rows, channel-major inside a block.
+void lookm_pack_pivot_panel(const float *src, const int64_t *rows, size_t kept, size_t d, float *panel);
+/// For each of n normalised rows (n x d): the first panel row of highest cosine and that cosine.
+void lookm_pivots(const float *panel, size_t kept, size_t d, const float *rows, size_t n, int32_t *index,
+                  float *value);
+/// lookm_pivots on the path `level` (lowered to what the CPU has): every path gives the same bits.
+void lookm_pivots_at(int level, const float *panel, size_t kept, size_t d, const float *rows, size_t n,
+                     int32_t *index, float *value);
+/// The path lookm_pivots takes: 2 AVX-512, 1 AVX2+FMA, 0 scalar (LOOKM_KERNEL=avx2|scalar lowers it).
+int lookm_pivot_kernel_level(void);
+/// The best path this CPU has.
+int lookm_pivot_kernel_level_available(void);
 #endif
 
 #ifndef LOOKM_CKERNELS_CLEANUP

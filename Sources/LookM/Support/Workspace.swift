@@ -9,8 +9,8 @@ final class Workspace: @unchecked Sendable {
     /// The Float buffers, one meaning each across every file that uses a worker's workspace: a
     /// head's keys and values stay valid while similarities are computed from them.
     enum FloatSlot: Int, CaseIterable {
-        /// Similarity: the normalised kept keys, a block of normalised evicted keys, their products.
-        case keptKeys, keyBlock, similarities
+        /// Similarity: the packed normalised kept keys, a block of normalised evicted keys.
+        case keptKeys, keyBlock
         /// One kv head's keys and values as Float32 (compress, report, sweep).
         case headKeys, headValues
     }
