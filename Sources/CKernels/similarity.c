@@ -240,14 +240,18 @@ __attribute__((target("avx2,fma"))) static void pivots_avx2(const float *panel, 
 }
 #endif
 
-// 2 AVX-512, 1 AVX2+FMA, 0 scalar: the best the CPU has, lowered by LOOKM_KERNEL=avx2|scalar (for
-// tests of every path on one machine; a level the CPU lacks is never chosen).
+// 3 AVX-512 with bfloat16 screening (screen.c), 2 AVX-512, 1 AVX2+FMA, 0 scalar: the best the CPU
+// has, lowered by LOOKM_KERNEL=avx512|avx2|scalar (for tests of every path on one machine; a level
+// the CPU lacks is never chosen).
 int lookm_pivot_kernel_level_available(void) {
     int have = 0;
 #if defined(__x86_64__) && defined(__clang__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) have = 1;
     if (have && __builtin_cpu_supports("avx512f")) have = 2;
+    if (have == 2 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        have = 3;
 #endif
     return have;
 }
@@ -261,6 +265,7 @@ int lookm_pivot_kernel_level(void) {
     int want = have;
     if (forced && strcmp(forced, "scalar") == 0) want = 0;
     if (forced && strcmp(forced, "avx2") == 0) want = 1;
+    if (forced && strcmp(forced, "avx512") == 0) want = 2;
     level = want < have ? want : have;
     __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
     return level;
@@ -278,6 +283,7 @@ void lookm_pivots_at(int level, const float *panel, size_t kept, size_t d, const
     level = level < have ? level : have;
 #if defined(__x86_64__) && defined(__clang__)
     switch (level) {
+    case 3:
     case 2: pivots_avx512(panel, kept, d, rows, n, index, value); return;
     case 1: pivots_avx2(panel, kept, d, rows, n, index, value); return;
     default: break;

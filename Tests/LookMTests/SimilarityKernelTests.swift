@@ -54,4 +54,40 @@ import Testing
             }
         }
     }
+
+    /// Screening gives the exact path's bits (or declines, without AVX512_BF16): on tie-heavy keys,
+    /// on near-duplicates whose cosines differ below bfloat16's resolution, and odd head_dims.
+    @Test func screeningIsBitIdenticalToTheExactPath() {
+        var random = SeededRandom(seed: 11)
+        for (kept, d, n) in [(1, 1, 3), (40, 33, 30), (818, 128, 40), (97, 130, 25), (64, 2, 13)] {
+            for style in 0..<3 {
+                let base = (0..<d).map { _ in random.normal() }
+                func key() -> [Float] {
+                    switch style {
+                    case 0: return (0..<d).map { _ in Float(Int(random.next() % 3) - 1) }
+                    case 1: return base.map { $0 + 1e-4 * random.normal() }  // cosines within 1e-6 of each other
+                    default: return (0..<d).map { _ in random.normal() }
+                    }
+                }
+                let keys = (0..<kept).flatMap { _ in key() }
+                let rows = Self.normalised((0..<n).flatMap { _ in key() }, d: d)
+                var panel = [Float](repeating: 0, count: lookm_pivot_panel_floats(kept, d))
+                lookm_pack_pivot_panel(keys, (0..<kept).map(Int64.init), kept, d, &panel)
+                var exact = ([Int32](repeating: -1, count: n), [Float](repeating: .nan, count: n))
+                lookm_pivots_at(2, panel, kept, d, rows, n, &exact.0, &exact.1)
+                var words = [UInt32](repeating: 0, count: lookm_screen_panel_words(kept, d))
+                var scratch = [Float](repeating: 0, count: lookm_screen_scratch_floats(kept, d))
+                var bounds = [Double](repeating: 0, count: 3)
+                lookm_pack_screen_panel(panel, kept, d, &words, &bounds)
+                var got = ([Int32](repeating: -1, count: n), [Float](repeating: .nan, count: n))
+                let before = lookm_screen_rechecked()
+                let ran = lookm_pivots_screened(panel, words, bounds, kept, d, rows, n, &got.0, &got.1, &scratch)
+                #expect((ran != 0) == (lookm_pivot_kernel_level_available() == 3))
+                guard ran != 0 else { continue }
+                #expect(got.0 == exact.0, "kept \(kept) d \(d) style \(style)")
+                #expect(got.1.map(\.bitPattern) == exact.1.map(\.bitPattern), "kept \(kept) d \(d) style \(style)")
+                #expect(lookm_screen_rechecked() - before >= UInt64(n))  // at least the winner per row
+            }
+        }
+    }
 }

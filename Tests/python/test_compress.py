@@ -520,11 +520,12 @@ def test_reference_snapkv_uses_the_official_parameters(lookm, tmp_path):
         assert json.loads(c.attrs["method"])["kernel"] == 5
 
 
-@pytest.mark.parametrize("kernel", ["avx2", "scalar"])
+@pytest.mark.parametrize("kernel", ["avx512", "avx2", "scalar"])
 def test_every_pivot_kernel_path_writes_the_same_cache(lookm, dumps, tmp_path, kernel):
     """LOOKM_KERNEL lowers the similarity kernel's path (Sources/CKernels/similarity.c): every path
     computes the same chain of fused multiply-adds, so caches are byte-identical to the default path's
-    (AVX-512 where the CPU has it), on dumps with ragged kept counts, GQA, and head_dim 128."""
+    (bfloat16 screening, screen.c, where the CPU has AVX512_BF16), on dumps with ragged kept counts,
+    GQA, and head_dim 128."""
     big = synth(tmp_path / "d128.h5", "--layers", "2", "--heads", "4", "--head-dim", "128", "--images", "1",
                 "--image-tokens", "150", "--text-tokens", "61", "--seed", "5")
     cases = [(dumps["gqa"], ["--method", "lookm-weighted", "--budget", "0.3"]), (big, ["--method", "lookm"]),

@@ -63,10 +63,22 @@ void lookm_pivots(const float *panel, size_t kept, size_t d, const float *rows, 
 /// lookm_pivots on the path `level` (lowered to what the CPU has): every path gives the same bits.
 void lookm_pivots_at(int level, const float *panel, size_t kept, size_t d, const float *rows, size_t n,
                      int32_t *index, float *value);
-/// The path lookm_pivots takes: 2 AVX-512, 1 AVX2+FMA, 0 scalar (LOOKM_KERNEL=avx2|scalar lowers it).
+/// The path pivots take: 3 AVX-512 with bfloat16 screening (lookm_pivots_screened), 2 AVX-512,
+/// 1 AVX2+FMA, 0 scalar (LOOKM_KERNEL=avx512|avx2|scalar lowers it).
 int lookm_pivot_kernel_level(void);
 /// The best path this CPU has.
 int lookm_pivot_kernel_level_available(void);
+
+/// Screening (screen.c): 32-bit words of the bfloat16 panel, and floats of scratch per call.
+size_t lookm_screen_panel_words(size_t kept, size_t d);
+size_t lookm_screen_scratch_floats(size_t kept, size_t d);
+/// The bfloat16 pairs of a packed panel, and bounds[0..2] = the largest |b|, |b rounded|, |b - b rounded|.
+void lookm_pack_screen_panel(const float *panel, size_t kept, size_t d, uint32_t *words, double bounds[3]);
+/// lookm_pivots' exact result by screening; 0 (nothing written) when the CPU lacks AVX512_BF16.
+int lookm_pivots_screened(const float *panel, const uint32_t *words, const double bounds[3], size_t kept, size_t d,
+                          const float *rows, size_t n, int32_t *index, float *value, float *scratch);
+/// Candidates recomputed exactly by screening so far, over all threads (for benchmarks).
+unsigned long long lookm_screen_rechecked(void);
 #endif
 
 #ifndef LOOKM_CKERNELS_CLEANUP

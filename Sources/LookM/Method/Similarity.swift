@@ -5,7 +5,9 @@ import CKernels
 /// divided by its L2 norm; a zero row stays zero, so its cosine is 0 with everything and never
 /// NaN). The kept keys are packed once per head and each block of evicted rows goes through
 /// `lookm_pivots`, which keeps the running argmax in registers: the evicted x kept matrix of cosines
-/// never exists. `Sources/CKernels/similarity.c` fixes the summation order.
+/// never exists. `Sources/CKernels/similarity.c` fixes the summation order. On CPUs with AVX512_BF16,
+/// `lookm_pivots_screened` (screen.c) gives the same bits, recomputing exactly only the slots that a
+/// bfloat16 estimate cannot rule out.
 enum Similarity {
     /// Evicted rows normalised per call of the kernel.
     static let blockRows = 252
@@ -26,6 +28,14 @@ enum Similarity {
             lookm_pack_pivot_panel(base, $0.baseAddress, K, D, panel.baseAddress)
         }
         let evictedIndex = evicted.map(Int64.init)
+        var screen: (words: UnsafeMutableBufferPointer<UInt32>, scratch: UnsafeMutableBufferPointer<Float>)?
+        var bounds = [Double](repeating: 0, count: 3)
+        if lookm_pivot_kernel_level() == 3 {
+            let buffers = workspace.screening(
+                words: lookm_screen_panel_words(K, D), floats: lookm_screen_scratch_floats(K, D))
+            lookm_pack_screen_panel(panel.baseAddress, K, D, buffers.0.baseAddress, &bounds)
+            screen = buffers
+        }
         var start = 0
         while start < E {
             let n = min(block, E - start)
@@ -34,6 +44,13 @@ enum Similarity {
             }
             pivot.withUnsafeMutableBufferPointer { p in
                 cosine.withUnsafeMutableBufferPointer { c in
+                    if let screen,
+                        lookm_pivots_screened(
+                            panel.baseAddress, screen.words.baseAddress, bounds, K, D, rows.baseAddress, n,
+                            p.baseAddress! + start, c.baseAddress! + start, screen.scratch.baseAddress) != 0
+                    {
+                        return
+                    }
                     lookm_pivots(
                         panel.baseAddress, K, D, rows.baseAddress, n, p.baseAddress! + start, c.baseAddress! + start)
                 }

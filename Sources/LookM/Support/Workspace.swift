@@ -3,6 +3,9 @@
 final class Workspace: @unchecked Sendable {
     private let floatBuffers = FloatSlot.allCases.map { _ in RawBuffer() }
     private let doubleBuffers = DoubleSlot.allCases.map { _ in RawBuffer() }
+    /// Similarity's screening: the kept keys' bfloat16 pairs, and its scratch.
+    private let screenWords = RawBuffer()
+    private let screenScratch = RawBuffer()
     /// This worker's zstd compression context, made on first use.
     private(set) lazy var zstd = ZstdContext()
 
@@ -26,6 +29,11 @@ final class Workspace: @unchecked Sendable {
     /// Float buffer `slot`, at least `count` long; contents are unspecified.
     func floats(_ slot: FloatSlot, _ count: Int) -> UnsafeMutableBufferPointer<Float> {
         floatBuffers[slot.rawValue].elements(Float.self, count)
+    }
+
+    /// The screening's buffers (Similarity), at least `words` and `floats` long; contents unspecified.
+    func screening(words: Int, floats: Int) -> (UnsafeMutableBufferPointer<UInt32>, UnsafeMutableBufferPointer<Float>) {
+        (screenWords.elements(UInt32.self, words), screenScratch.elements(Float.self, floats))
     }
 
     /// Double buffer `slot`, at least `count` long; contents are unspecified.
