@@ -86,6 +86,25 @@ def gemm_seconds(L, layers, heads=32, D=128, hh=0.1, recent=0.1):
     return flops / (rate * 1e9), flops, rate
 
 
+def kernel_rates(dump, L, keep):
+    """The pivot kernels alone (scripts/kernel_bench.c, built from Sources/CKernels with the toolchain's
+    clang at -O2) against OpenBLAS's sgemm at compress's shape, one thread each, on two real heads."""
+    exe = DATA / "kernel_bench"
+    sources = [ROOT / "scripts/kernel_bench.c"] + [ROOT / f"Sources/CKernels/{n}.c" for n in ("similarity", "screen", "convert")]
+    sh("clang", "-O2", f"-I{ROOT / 'Sources/CKernels/include'}", *sources, "-o", exe, "-lopenblas", "-lm")
+    import h5py
+    results = []
+    with h5py.File(dump, "r") as f:
+        for layer, head in [(0, 0), (len(f["layers"]) // 2, 5)]:
+            keys = DATA / ".keys.f32"
+            x = f[f"layers/{layer}/key"][head].astype(np.float32)
+            x.tofile(keys)
+            out = subprocess.run([str(exe), str(keys), str(L), str(x.shape[1]), str(keep)], check=True,
+                                 capture_output=True, text=True).stdout
+            results.append(json.loads(out))
+    return {k: (None if results[0][k] is None else round(statistics.mean(r[k] for r in results), 3)) for k in results[0]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -155,6 +174,11 @@ def main():
             wall, rss = median_run(args.runs, LOOKM, "compress", d, "-o", cache, "--force")
             add(f"4x32x{L}x128 f16", "compress (lookm)", wall, rss, b, f, d.stat().st_size)
 
+    kernel = kernel_rates(main_dump, 4096, int(4096 * 0.1) * 2)
+    print(f"pivot kernels, one thread at {shape}: OpenBLAS sgemm {kernel['openblas_sgemm_gflops']} GFLOP/s, fused "
+          f"{kernel['fused_gflops']}, screened {kernel['screened_gflops']} (effective), "
+          f"{kernel['rechecked_per_row']} slots rechecked per evicted row", file=sys.stderr)
+
     headers = ["shape", "command", "median_s", "peak_rss_mib", "gflops", "gbps", "bound_s", "ratio"]
     widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
@@ -162,7 +186,7 @@ def main():
         print("  ".join(str(r[h]).ljust(w) for h, w in zip(headers, widths)))
     Path(args.json).parent.mkdir(exist_ok=True)
     Path(args.json).write_text(json.dumps({"rows": rows, "read_s": read, "zstd_s": zstd, "gemm_s": gemm,
-                                           "sgemm_gflops": rate}, indent=2))
+                                           "sgemm_gflops": rate, "kernel": kernel}, indent=2))
     print(f"wrote {args.json}", file=sys.stderr)
 
 
