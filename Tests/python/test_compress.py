@@ -536,3 +536,61 @@ def test_every_pivot_kernel_path_writes_the_same_cache(lookm, dumps, tmp_path, k
         env = dict(os.environ, LOOKM_KERNEL=kernel)
         run("compress", dump, "-o", tmp_path / f"k{i}.h5", *flags, check=0, env=env)
         assert (tmp_path / f"k{i}.h5").read_bytes() == default, (kernel, flags)
+
+
+def test_chunk_by_chunk_reads_give_the_same_cache_as_any_layout(lookm, dumps, tmp_path):
+    """Heads stored as unfiltered (1, rows, head_dim) chunks are read chunk by chunk (H5Dread_chunk,
+    Sources/LookM/HDF5/H5Dataset.swift); a partial last chunk, an unallocated chunk (fill value, read
+    through HDF5 instead), big-endian storage and a contiguous copy must all give the same cache."""
+    src = dumps["float16"]
+    compress(src, tmp_path / "base.h5", "--method", "lookm")
+
+    def relayout(name, chunks, dtype=None, skip_first_chunk=False):
+        out = tmp_path / f"{name}.h5"
+        with h5py.File(src, "r") as f, h5py.File(out, "w") as g:
+            for k, v in f.attrs.items():
+                g.attrs[k] = v
+
+            def visit(path, obj):
+                if not isinstance(obj, h5py.Dataset):
+                    return
+                data = obj[()]
+                if path.split("/")[-1] in ("key", "value") and data.ndim == 3:
+                    d = g.create_dataset(path, shape=data.shape, dtype=dtype or data.dtype,
+                                         chunks=chunks(data.shape) if chunks else None)
+                    if skip_first_chunk:  # leave chunk (0, 0, 0) unwritten; it must hold zeros anyway
+                        r = chunks(data.shape)[1]
+                        d[1:] = data[1:]
+                        d[0, r:] = data[0, r:]
+                    else:
+                        d[...] = data
+                else:
+                    g.create_dataset(path, data=data)
+                for k, v in obj.attrs.items():
+                    g[path].attrs[k] = v
+            f.visititems(visit)
+        return out
+
+    cases = [relayout("partial", lambda s: (1, s[1] // 3 + 1, s[2])), relayout("contiguous", None),
+             relayout("bigendian", lambda s: (1, 32, s[2]), dtype=">f2")]
+    for dump in cases:
+        compress(dump, tmp_path / f"c-{dump.stem}.h5", "--method", "lookm")
+        with h5py.File(tmp_path / f"c-{dump.stem}.h5", "r") as a, h5py.File(tmp_path / "base.h5", "r") as b:
+            for layer in range(2):
+                for k in ("key", "value", "position"):
+                    assert np.array_equal(a[f"layers/{layer}/{k}"][()], b[f"layers/{layer}/{k}"][()]), (dump, k)
+    # An unallocated chunk reads as the fill value (0): the same as a dump whose rows there are 0.
+    zeroed = relayout("zeroed", lambda s: (1, 32, s[2]))
+    with h5py.File(zeroed, "r+") as f:
+        for layer in range(2):
+            for k in ("key", "value"):
+                f[f"layers/{layer}/{k}"][0, :32] = 0
+    hole = relayout("hole", lambda s: (1, 32, s[2]), skip_first_chunk=True)
+    with h5py.File(hole, "r") as f:
+        assert f["layers/0/key"].id.get_num_chunks() < f["layers/0/key"].shape[0] * -(-f["layers/0/key"].shape[1] // 32)
+    compress(zeroed, tmp_path / "cz.h5", "--method", "lookm")
+    compress(hole, tmp_path / "ch.h5", "--method", "lookm")
+    with h5py.File(tmp_path / "cz.h5", "r") as a, h5py.File(tmp_path / "ch.h5", "r") as b:
+        for layer in range(2):
+            for k in ("key", "value", "position"):
+                assert np.array_equal(a[f"layers/{layer}/{k}"][()], b[f"layers/{layer}/{k}"][()])

@@ -241,6 +241,43 @@ final class H5Dataset {
             H5Dread(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "reading data")
     }
 
+    /// Reads head `head` (all rows) of a `[heads, rows, ...]` dataset by copying its chunks straight
+    /// into `buffer` (`H5Dread_chunk`: one copy from the file, none through HDF5's chunk cache), when
+    /// the layout allows it: unfiltered chunks of one head's whole rows, stored exactly as
+    /// `memoryType`. Rows past the last whole chunk are read through `read`. Returns false, having
+    /// written nothing, when the dataset does not qualify or a chunk is not stored at its full size
+    /// (unallocated, or damaged: never trusted to fit the buffer).
+    func readHeadByChunks(head: Int, memoryType: hid_t, into buffer: UnsafeMutableRawPointer) throws -> Bool {
+        guard let chunk = chunkShape, filters.isEmpty, shape.count >= 2, chunk.count == shape.count, chunk[0] == 1,
+            chunk[1] > 0, chunk[2...] == shape[2...], H5Tequal(fileType.id, memoryType) > 0
+        else { return false }
+        let rows = shape[1]
+        let whole = rows / chunk[1]
+        let rowBytes = shape[2...].reduce(elementSize, *)
+        let bytes = chunk[1] * rowBytes
+        var offsets: [[hsize_t]] = []
+        for c in 0..<whole {
+            let offset = [hsize_t(head), hsize_t(c * chunk[1])] + shape[2...].map { _ in hsize_t(0) }
+            var stored: hsize_t = 0
+            guard H5Dget_chunk_storage_size(handle.id, offset, &stored) >= 0, stored == hsize_t(bytes) else {
+                return false
+            }
+            offsets.append(offset)
+        }
+        for (c, offset) in offsets.enumerated() {
+            var mask: UInt32 = 0
+            try site.check(
+                H5Dread_chunk(handle.id, h5_default(), offset, &mask, buffer + c * bytes), path, "reading data")
+        }
+        if whole * chunk[1] < rows {
+            let first = whole * chunk[1]
+            try read(
+                start: [head, first] + shape[2...].map { _ in 0 }, count: [1, rows - first] + shape[2...],
+                memoryType: memoryType, into: buffer + first * rowBytes)
+        }
+        return true
+    }
+
     /// Writes the box `start ..< start + count` from `buffer` holding `memoryType` elements.
     func write(start: [Int], count: [Int], memoryType: hid_t, from buffer: UnsafeRawPointer) throws {
         precondition(start.count == shape.count && count.count == shape.count, "selection rank")

@@ -75,6 +75,11 @@ final class TensorReader {
     func readRaw(head: Int, rows range: Range<Int>? = nil, into raw: UnsafeMutableRawPointer) throws {
         let r = range ?? 0..<rows
         guard r.count * rowLength > 0 else { return }
+        if r == 0..<rows, shape.count > 1,
+            try dataset.readHeadByChunks(head: head, memoryType: element.memoryType.id, into: raw)
+        {
+            return
+        }
         var start = [head]
         var count = [1]
         if shape.count > 1 {
