@@ -57,7 +57,7 @@ __attribute__((target("avx512f"))) static void normalise_avx512(const float *con
 
 static void normalise(const float *const *x, size_t count, size_t d, float *const *y, size_t stride) {
 #if defined(__x86_64__) && defined(__clang__)
-    if (lookm_pivot_kernel_level_available() >= 2) {
+    if (lookm_pivot_kernel_level() >= 2) {  // LOOKM_KERNEL=avx2|scalar tests the baseline loop
         normalise_avx512(x, count, d, y, stride);
         return;
     }

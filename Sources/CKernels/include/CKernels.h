@@ -164,10 +164,12 @@ void lookm_int_group(const float *x, size_t n, float max_code, int kind, uint8_t
 #define LOOKM_CKERNELS_FIDELITY
 // Attention of a few queries (report's and sweep's fidelity, Fidelity.swift) over float32 rows, in
 // double: the rows are widened as they are read (no double copy of a head), every sum runs in
-// order over its index (d, or t), with separate multiplies and adds (no FMA), so any CPU and either
-// code path gives the same bits.
+// order over its index (d, or t), rounding each product and each add as separate operations would
+// (fidelity.c says where a fused multiply-add does that), so any CPU and either code path gives the
+// same bits.
 
-/// w[i*R + t] = scale * sum_d q[i*D + d] * k[t*D + d], for i < n, t < R.
+/// w[i*R + t] = scale * sum_d q[i*D + d] * k[t*D + d], for i < n, t < R. The q must be float32
+/// values widened to double.
 void lookm_scores_f64(const double *q, size_t n, const float *k, size_t R, size_t D, double scale, double *w);
 
 /// out[i*D + d] = sum_t w[i*R + t] * v[t*D + d], for i < n, d < D.
