@@ -180,18 +180,20 @@ __attribute__((target("avx512f"))) static void pivots_avx512(const float *panel,
 }
 
 // The same with ymm registers: 16 of them hold MR = 6 rows x 16 columns of accumulators, so each
-// panel block of 32 is taken in two halves; the lanes' reduction is done in scalar code.
+// panel block of 32 is taken in two halves. The running maxima (4 vectors of 8 lanes per row, one
+// per quarter of a block) stay in memory: they are touched once per channel loop.
 #define AVX2_ROWS(MR)                                                                                    \
     __attribute__((target("avx2,fma"))) static void rows_avx2_##MR(const float *panel, size_t kept,     \
                                                                      size_t d, const float *a,          \
                                                                      int32_t *index, float *value) {    \
-        float bv[MR][NR];                                                                                \
-        int32_t bj[MR][NR];                                                                              \
+        __m256 bv[MR][4];                                                                                \
+        __m256i bj[MR][4];                                                                               \
         for (int r = 0; r < MR; r++)                                                                     \
-            for (int l = 0; l < NR; l++) {                                                               \
-                bv[r][l] = -INFINITY;                                                                    \
-                bj[r][l] = 0;                                                                            \
+            for (int l = 0; l < 4; l++) {                                                                \
+                bv[r][l] = _mm256_set1_ps(-INFINITY);                                                    \
+                bj[r][l] = _mm256_setzero_si256();                                                       \
             }                                                                                            \
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                                  \
         for (size_t j0 = 0; j0 < kept; j0 += NR)                                                         \
             for (int half = 0; half < 2; half++) {                                                       \
                 const float *b = panel + j0 * d + half * 16;                                             \
@@ -205,25 +207,30 @@ __attribute__((target("avx512f"))) static void pivots_avx512(const float *panel,
                         acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);                                   \
                     }                                                                                    \
                 }                                                                                        \
-                for (int r = 0; r < MR; r++) {                                                           \
-                    float c[16];                                                                         \
-                    _mm256_storeu_ps(c, acc[r][0]);                                                      \
-                    _mm256_storeu_ps(c + 8, acc[r][1]);                                                  \
-                    for (int l = 0; l < 16; l++) {                                                       \
-                        size_t j = j0 + (size_t)half * 16 + (size_t)l;                                   \
-                        int at = half * 16 + l;                                                          \
-                        if (j < kept && c[l] > bv[r][at]) {                                              \
-                            bv[r][at] = c[l];                                                            \
-                            bj[r][at] = (int32_t)j;                                                      \
-                        }                                                                                \
+                for (int h = 0; h < 2; h++) {                                                            \
+                    int q = half * 2 + h;                                                                \
+                    __m256i j = _mm256_add_epi32(lane, _mm256_set1_epi32((int)j0 + q * 8));              \
+                    /* lanes with j < kept: all ones */                                                  \
+                    __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)kept), j)); \
+                    for (int r = 0; r < MR; r++) {                                                       \
+                        __m256 up = _mm256_and_ps(valid, _mm256_cmp_ps(acc[r][h], bv[r][q], _CMP_GT_OQ)); \
+                        bv[r][q] = _mm256_blendv_ps(bv[r][q], acc[r][h], up);                            \
+                        bj[r][q] = _mm256_castps_si256(                                                  \
+                            _mm256_blendv_ps(_mm256_castsi256_ps(bj[r][q]), _mm256_castsi256_ps(j), up)); \
                     }                                                                                    \
                 }                                                                                        \
             }                                                                                            \
         for (int r = 0; r < MR; r++) {                                                                   \
+            float v[32];                                                                                 \
+            int32_t ix[32];                                                                              \
+            for (int q = 0; q < 4; q++) {                                                                \
+                _mm256_storeu_ps(v + 8 * q, bv[r][q]);                                                   \
+                _mm256_storeu_si256((__m256i *)(ix + 8 * q), bj[r][q]);                                  \
+            }                                                                                            \
             best_t best = {-INFINITY, INT32_MAX};                                                        \
-            for (int l = 0; l < NR; l++)                                                                 \
-                if (bv[r][l] > best.value || (bv[r][l] == best.value && bj[r][l] < best.index))          \
-                    best = (best_t){bv[r][l], bj[r][l]};                                                 \
+            for (int l = 0; l < 32; l++)                                                                 \
+                if (v[l] > best.value || (v[l] == best.value && ix[l] < best.index))                     \
+                    best = (best_t){v[l], ix[l]};                                                        \
             index[r] = best.index;                                                                       \
             value[r] = best.value + 0.0f;                                                                \
         }                                                                                                \
