@@ -1,3 +1,5 @@
+import Foundation
+
 /// Storage for one layer's raw keys and values, reused from layer to layer (a fresh allocation per
 /// layer would page-fault a layer's worth of memory each time).
 final class LayerBuffers: Sendable {
@@ -55,7 +57,7 @@ final class LayerInput: @unchecked Sendable {
     {
         let n = tensor.rows * tensor.rowLength
         let part = UnsafeMutableBufferPointer(rebasing: out[0..<n])
-        try tensor.convert(raw.head(g), head: g, into: part)
+        try tensor.convert(try raw.head(g), head: g, into: part)
         return UnsafeBufferPointer(part)
     }
 
@@ -67,12 +69,20 @@ final class LayerInput: @unchecked Sendable {
     }
 }
 
-/// Every head of one tensor as stored, read into one buffer.
+/// Every head of one tensor as stored, in one buffer. `read(head:)` (the thread that owns HDF5)
+/// reads a head, or, when its chunks are plain copies from the file (H5Dataset.chunkCopies), only
+/// finds them: the worker that converts the head copies them itself in `head(_:)`, so the copying
+/// from the file is spread over the workers instead of queuing on the HDF5 thread.
 final class RawHeads: @unchecked Sendable {
     let bytesPerHead: Int
     private let buffer: RawBuffer
     private let storage: UnsafeMutableRawPointer
     private let tensor: TensorReader
+    /// Per head, chunks still to copy, under that head's lock (query heads of one kv head convert
+    /// its keys in parallel); plain memory rather than a Swift array, whose element writes would be
+    /// accesses to the whole array.
+    private let pending: UnsafeMutableBufferPointer<[H5Dataset.ChunkCopy]>
+    private let locks: [NSLock]
 
     init(_ tensor: TensorReader, in buffer: RawBuffer = RawBuffer(), read: Bool = true) throws {
         bytesPerHead = tensor.headBytes
@@ -84,10 +94,38 @@ final class RawHeads: @unchecked Sendable {
             throw LookMError(.other, "internal: \(tensor.dataset.path) is larger than the layer before it")
         }
         storage = buffer.reserve(bytesPerHead * heads)
+        pending = .allocate(capacity: heads)
+        _ = pending.initialize(repeating: [])
+        locks = (0..<heads).map { _ in NSLock() }
         if read { for h in 0..<heads { try self.read(head: h) } }
     }
 
-    func read(head h: Int) throws { try tensor.readRaw(head: h, into: storage + h * bytesPerHead) }
+    deinit {
+        pending.deinitialize()
+        pending.deallocate()
+    }
 
-    func head(_ h: Int) -> UnsafeRawPointer { UnsafeRawPointer(storage + h * bytesPerHead) }
+    func read(head h: Int) throws {
+        let at = storage + h * bytesPerHead
+        locks[h].lock()
+        defer { locks[h].unlock() }
+        if let plan = tensor.chunkCopies(head: h) {
+            try tensor.readRaw(
+                head: h, rows: plan.tail, into: at + plan.tail.lowerBound * tensor.rowLength * tensor.type.byteSize)
+            pending[h] = plan.copies
+        } else {
+            pending[h] = []
+            try tensor.readRaw(head: h, into: at)
+        }
+    }
+
+    func head(_ h: Int) throws -> UnsafeRawPointer {
+        locks[h].lock()
+        defer { locks[h].unlock() }
+        if !pending[h].isEmpty {
+            try tensor.dataset.copy(pending[h], into: storage + h * bytesPerHead)
+            pending[h] = []
+        }
+        return UnsafeRawPointer(storage + h * bytesPerHead)
+    }
 }

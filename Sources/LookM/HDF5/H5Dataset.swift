@@ -1,5 +1,9 @@
 import CHDF5
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One open HDF5 dataset: its shape, type, storage layout and filters, and hyperslab I/O.
 /// Reads are planned per leading index (one head of a `[heads, tokens, ...]` tensor): when chunks
 /// span several heads, the dataset is opened with a chunk cache that holds every chunk one such read
@@ -241,41 +245,73 @@ final class H5Dataset {
             H5Dread(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "reading data")
     }
 
-    /// Reads head `head` (all rows) of a `[heads, rows, ...]` dataset by copying its chunks straight
-    /// into `buffer` (`H5Dread_chunk`: one copy from the file, none through HDF5's chunk cache), when
-    /// the layout allows it: unfiltered chunks of one head's whole rows, stored exactly as
-    /// `memoryType`. Rows past the last whole chunk are read through `read`. Returns false, having
-    /// written nothing, when the dataset does not qualify or a chunk is not stored at its full size
-    /// (unallocated, or damaged: never trusted to fit the buffer).
-    func readHeadByChunks(head: Int, memoryType: hid_t, into buffer: UnsafeMutableRawPointer) throws -> Bool {
+    /// One stored chunk of a head, to copy as it is: `bytes` at `offset` in the file to byte `to`
+    /// of the head.
+    struct ChunkCopy: Sendable {
+        let descriptor: Int32
+        let offset: Int
+        let bytes: Int
+        let to: Int
+    }
+
+    /// Where head `head`'s whole chunks lie in the file, when reading them is a plain copy:
+    /// unfiltered chunks of one head's whole rows, stored exactly as `memoryType`, each allocated at
+    /// its full size inside the file. `tail` is the rows past the last whole chunk (for `read`).
+    /// Nil (use `read`) when the dataset does not qualify or any chunk is unallocated or damaged:
+    /// a chunk is never trusted to fit the buffer or the file.
+    func chunkCopies(head: Int, memoryType: hid_t) -> (copies: [ChunkCopy], tail: Range<Int>)? {
         guard let chunk = chunkShape, filters.isEmpty, shape.count >= 2, chunk.count == shape.count, chunk[0] == 1,
-            chunk[1] > 0, chunk[2...] == shape[2...], H5Tequal(fileType.id, memoryType) > 0
-        else { return false }
+            chunk[1] > 0, chunk[2...] == shape[2...], H5Tequal(fileType.id, memoryType) > 0,
+            let (descriptor, fileBytes) = fileDescriptor()
+        else { return nil }
         let rows = shape[1]
         let whole = rows / chunk[1]
         let rowBytes = shape[2...].reduce(elementSize, *)
         let bytes = chunk[1] * rowBytes
-        var offsets: [[hsize_t]] = []
+        var copies: [ChunkCopy] = []
         for c in 0..<whole {
-            let offset = [hsize_t(head), hsize_t(c * chunk[1])] + shape[2...].map { _ in hsize_t(0) }
-            var stored: hsize_t = 0
-            guard H5Dget_chunk_storage_size(handle.id, offset, &stored) >= 0, stored == hsize_t(bytes) else {
-                return false
-            }
-            offsets.append(offset)
-        }
-        for (c, offset) in offsets.enumerated() {
+            let at = [hsize_t(head), hsize_t(c * chunk[1])] + shape[2...].map { _ in hsize_t(0) }
             var mask: UInt32 = 0
-            try site.check(
-                H5Dread_chunk(handle.id, h5_default(), offset, &mask, buffer + c * bytes), path, "reading data")
+            var address: haddr_t = 0
+            var stored: hsize_t = 0
+            guard H5Dget_chunk_info_by_coord(handle.id, at, &mask, &address, &stored) >= 0, mask == 0,
+                stored == hsize_t(bytes), address != haddr_t.max, address <= haddr_t(fileBytes - bytes)
+            else {
+                H5Eclear2(h5e_default())
+                return nil
+            }
+            copies.append(ChunkCopy(descriptor: descriptor, offset: Int(address), bytes: bytes, to: c * bytes))
         }
-        if whole * chunk[1] < rows {
-            let first = whole * chunk[1]
-            try read(
-                start: [head, first] + shape[2...].map { _ in 0 }, count: [1, rows - first] + shape[2...],
-                memoryType: memoryType, into: buffer + first * rowBytes)
+        return (copies, whole * chunk[1]..<rows)
+    }
+
+    /// The file's descriptor (HDF5's default driver, which lookm opens files with) and size.
+    private func fileDescriptor() -> (Int32, Int)? {
+        let file = H5Iget_file_id(handle.id)
+        guard file >= 0 else { return nil }
+        defer { H5Fclose(file) }
+        var raw: UnsafeMutableRawPointer?
+        var size: hsize_t = 0
+        guard H5Fget_vfd_handle(file, h5_default(), &raw) >= 0, let raw, H5Fget_filesize(file, &size) >= 0 else {
+            H5Eclear2(h5e_default())
+            return nil
         }
-        return true
+        return (raw.load(as: Int32.self), Int(size))
+    }
+
+    /// Performs `copies` into the head at `base` with pread: no HDF5 call, so any thread may.
+    func copy(_ copies: [ChunkCopy], into base: UnsafeMutableRawPointer) throws {
+        for c in copies {
+            var done = 0
+            while done < c.bytes {
+                let n = pread(c.descriptor, base + c.to + done, c.bytes - done, off_t(c.offset + done))
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else {
+                    throw site.error(path, "reading data: the file ends inside a chunk or cannot be read")
+                }
+                done += n
+            }
+        }
     }
 
     /// Writes the box `start ..< start + count` from `buffer` holding `memoryType` elements.

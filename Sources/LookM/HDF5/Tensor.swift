@@ -75,9 +75,10 @@ final class TensorReader {
     func readRaw(head: Int, rows range: Range<Int>? = nil, into raw: UnsafeMutableRawPointer) throws {
         let r = range ?? 0..<rows
         guard r.count * rowLength > 0 else { return }
-        if r == 0..<rows, shape.count > 1,
-            try dataset.readHeadByChunks(head: head, memoryType: element.memoryType.id, into: raw)
-        {
+        if r == 0..<rows, let plan = chunkCopies(head: head) {
+            try dataset.copy(plan.copies, into: raw)
+            try readRaw(
+                head: head, rows: plan.tail, into: raw + plan.tail.lowerBound * rowLength * element.type.byteSize)
             return
         }
         var start = [head]
@@ -91,6 +92,11 @@ final class TensorReader {
             count += shape[2...]
         }
         try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: raw)
+    }
+
+    /// Head `head`'s whole chunks as plain copies from the file (H5Dataset.chunkCopies), or nil.
+    func chunkCopies(head: Int) -> (copies: [H5Dataset.ChunkCopy], tail: Range<Int>)? {
+        shape.count > 1 ? dataset.chunkCopies(head: head, memoryType: element.memoryType.id) : nil
     }
 
     /// Converts raw stored values of head `head` (starting at row `firstRow`) to Float32, rejecting
