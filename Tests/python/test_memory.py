@@ -49,3 +49,16 @@ def test_compress_memory_is_bounded_by_one_layer(lookm, dumps, tmp_path):
     print(f"compress peak RSS (KiB): {rss}, bound {bound:.0f}")
     assert all(v <= bound for v in rss.values()), rss
     assert rss["many"] <= rss["two"] * 1.1 + 8192, rss
+
+
+def test_report_memory_does_not_grow_with_layers(lookm, dumps, tmp_path):
+    """report --reference holds two layers of the cache and one of the dump, whatever the count of
+    layers (the allocator policy of Sources/LookM/Support/MemoryPolicy.swift keeps it flat)."""
+    two, many = dumps
+    rss = {}
+    for name, path in [("two", two), ("many", many)]:
+        cache = tmp_path / f"{name}.lookm.h5"
+        subprocess.run([lookm_bin(), "compress", path, "-o", cache], check=True, stderr=subprocess.DEVNULL)
+        rss[name] = peak_rss_kib("report", cache, "--reference", path)
+    print(f"report peak RSS (KiB): {rss}")
+    assert rss["many"] <= rss["two"] * 1.1 + 8192, rss
