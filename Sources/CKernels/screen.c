@@ -16,6 +16,7 @@
 // v_j < v_j* - 2B has c_j < v_j* - B <= c_j*, so it can be neither the maximum nor tied with it.
 // The norms are summed in double and B is then enlarged by 1 % so that their own rounding is covered.
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "CKernels.h"
@@ -115,16 +116,18 @@ void lookm_pack_screen_panel(const float *panel, size_t kept, size_t d, uint32_t
 SCREEN_ROWS(12)
 SCREEN_ROWS(1)
 
-// The candidates of one row: columns whose estimate is at least `floor`, ascending.
-__attribute__((target("avx512f"))) static size_t candidates(const float *est, size_t width, float floor,
-                                                             int32_t *out) {
+// The candidates of one row: columns below `kept` whose estimate is at least `floor`, ascending.
+__attribute__((target("avx512f"))) static size_t candidates(const float *est, size_t width, size_t kept,
+                                                             float floor, int32_t *out) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m512 f = _mm512_set1_ps(floor);
     size_t n = 0;
     for (size_t j = 0; j < width; j += 16) {
-        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(est + j), f, _CMP_GE_OQ);
+        __m512i column = _mm512_add_epi32(lane, _mm512_set1_epi32((int)j));
+        __mmask16 valid = _mm512_cmplt_epi32_mask(column, _mm512_set1_epi32((int)kept));
+        __mmask16 m = _mm512_mask_cmp_ps_mask(valid, _mm512_loadu_ps(est + j), f, _CMP_GE_OQ);
         if (m) {
-            _mm512_mask_compressstoreu_epi32(out + n, m, _mm512_add_epi32(lane, _mm512_set1_epi32((int)j)));
+            _mm512_mask_compressstoreu_epi32(out + n, m, column);
             n += (size_t)__builtin_popcount(m);
         }
     }
@@ -187,7 +190,11 @@ unsigned long long lookm_screen_rechecked(void) { return __atomic_load_n(&rechec
 int lookm_pivots_screened(const float *panel, const uint32_t *words, const double bounds[3], size_t kept, size_t d,
                           const float *rows, size_t n, int32_t *index, float *value, float *scratch) {
 #if defined(__x86_64__) && defined(__clang__)
-    if (lookm_pivot_kernel_level_available() < 3 || kept == 0 || n == 0) return 0;
+    // The bound below needs D 2^-24 well under 1; a head_dim of 2^20 or more (a hostile file) and
+    // counts beyond int32 take the exact path.
+    if (lookm_pivot_kernel_level_available() < 3 || kept == 0 || n == 0 || d >= ((size_t)1 << 20) ||
+        kept >= (size_t)INT32_MAX - NR)
+        return 0;
     size_t P = pairs_of(d), width = (kept + NR - 1) / NR * NR;
     float *est = scratch;
     uint32_t *a = (uint32_t *)(est + 12 * width);
@@ -219,7 +226,7 @@ int lookm_pivots_screened(const float *panel, const uint32_t *words, const doubl
             // In float, one step down, so that rounding the floor never drops a slot above it.
             float floor = nextafterf((float)(top - 2.0 * bound[r]), -INFINITY);
             start[r] = total;
-            size_t c = candidates(e, width, floor, pair_col + total);
+            size_t c = candidates(e, width, kept, floor, pair_col + total);
             for (size_t i = 0; i < c; i++) pair_row[total + i] = (int32_t)(r0 + r);
             total += c;
         }

@@ -90,4 +90,21 @@ import Testing
             }
         }
     }
+
+    /// A head_dim where the bound's D 2^-24 term stops being small (only a hostile file has one) is
+    /// left to the exact path.
+    @Test func screeningDeclinesHugeHeadDims() {
+        let d = 1 << 20
+        let keys = [Float](repeating: 1, count: d)
+        var panel = [Float](repeating: 0, count: lookm_pivot_panel_floats(1, d))
+        lookm_pack_pivot_panel(keys, [0], 1, d, &panel)
+        var words = [UInt32](repeating: 0, count: lookm_screen_panel_words(1, d))
+        var scratch = [Float](repeating: 0, count: lookm_screen_scratch_floats(1, d))
+        var bounds = [Double](repeating: 0, count: 3)
+        lookm_pack_screen_panel(panel, 1, d, &words, &bounds)
+        var index: [Int32] = [-1]
+        var value: [Float] = [.nan]
+        #expect(lookm_pivots_screened(panel, words, bounds, 1, d, keys, 1, &index, &value, &scratch) == 0)
+        #expect(index == [-1])
+    }
 }
