@@ -14,7 +14,8 @@
 // Taking per head the largest |b_j|, |b̂_j| and |b_j - b̂_j| gives one B per row with
 // |c_j - v_j| <= B for every j. If j* has the largest estimate, c_j* >= v_j* - B; a slot with
 // v_j < v_j* - 2B has c_j < v_j* - B <= c_j*, so it can be neither the maximum nor tied with it.
-// The norms are summed in double and B is then enlarged by 1 % so that their own rounding is covered.
+// The norms are summed in float32 over 16 lanes (relative error below g), so B is enlarged by
+// 1 % + 4g, which covers that rounding and the bound's own arithmetic in double.
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,63 +36,52 @@ size_t lookm_screen_scratch_floats(size_t kept, size_t d) {
     return 12 * width + 12 * pairs_of(d) + 3 * 12 * width;
 }
 
-static uint16_t bf16_bits(float x) {
-    float r = lookm_round_bf16(x);
-    uint32_t u;
-    memcpy(&u, &r, 4);
-    return (uint16_t)(u >> 16);
-}
-
-static float bf16_value(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-// Pairs (x[2p], x[2p+1]) as one 32-bit word, low half the even channel; `norm` |x|, `rounded` |x̂|,
-// `error` |x - x̂|, all in double.
-static void to_pairs(const float *x, size_t stride, size_t d, uint32_t *out, size_t out_stride, double stats[3]) {
-    double n = 0, nr = 0, e = 0;
-    for (size_t p = 0; p < pairs_of(d); p++) {
-        uint16_t h[2] = {0, 0};
-        for (size_t k = 0; k < 2 && 2 * p + k < d; k++) {
-            float v = x[(2 * p + k) * stride];
-            h[k] = bf16_bits(v);
-            double r = bf16_value(h[k]);
-            n += (double)v * v;
-            nr += r * r;
-            e += ((double)v - r) * ((double)v - r);
-        }
-        out[p * out_stride] = (uint32_t)h[0] | ((uint32_t)h[1] << 16);
-    }
-    stats[0] = sqrt(n);
-    stats[1] = sqrt(nr);
-    stats[2] = sqrt(e);
-}
-
-void lookm_pack_screen_panel(const float *panel, size_t kept, size_t d, uint32_t *words, double bounds[3]) {
-    size_t P = pairs_of(d);
-    memset(words, 0, lookm_screen_panel_words(kept, d) * sizeof(uint32_t));
-    bounds[0] = bounds[1] = bounds[2] = 0;
-    for (size_t j = 0; j < kept; j++) {
-        double s[3];
-        const float *column = panel + (j / NR) * NR * d + j % NR;
-        to_pairs(column, NR, d, words + (j / NR) * NR * P + j % NR, NR, s);
-        for (int i = 0; i < 3; i++) bounds[i] = s[i] > bounds[i] ? s[i] : bounds[i];
-    }
-}
-
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
 
+// The kept keys' bfloat16 pairs, 32 columns at a time: channels 2p and 2p + 1 of a panel block are
+// two rows of 32 floats, rounded (RNE) and interleaved into one word per column. Norms per column
+// are summed in float32 (see the bound's margin) and their largest over the head kept in bounds.
+__attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl"))) static void pack_avx512(
+    const float *panel, size_t kept, size_t d, uint32_t *words, double bounds[3]) {
+    size_t P = pairs_of(d);
+    float best[3] = {0, 0, 0};
+    for (size_t j0 = 0; j0 < kept; j0 += NR) {
+        const float *block = panel + j0 * d;
+        uint32_t *out = words + j0 * P;
+        for (int h = 0; h < 2; h++) {
+            __m512 n = _mm512_setzero_ps(), nr = n, e = n;
+            for (size_t p = 0; p < P; p++) {
+                __m512 x0 = _mm512_loadu_ps(block + 2 * p * NR + 16 * h);
+                __m512 x1 = 2 * p + 1 < d ? _mm512_loadu_ps(block + (2 * p + 1) * NR + 16 * h) : _mm512_setzero_ps();
+                __m512i b0 = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x0));
+                __m512i b1 = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x1));
+                _mm512_storeu_si512(out + p * NR + 16 * h, _mm512_or_si512(b0, _mm512_slli_epi32(b1, 16)));
+                __m512 r0 = _mm512_castsi512_ps(_mm512_slli_epi32(b0, 16));
+                __m512 r1 = _mm512_castsi512_ps(_mm512_slli_epi32(b1, 16));
+                __m512 e0 = _mm512_sub_ps(x0, r0), e1 = _mm512_sub_ps(x1, r1);
+                n = _mm512_add_ps(n, _mm512_add_ps(_mm512_mul_ps(x0, x0), _mm512_mul_ps(x1, x1)));
+                nr = _mm512_add_ps(nr, _mm512_add_ps(_mm512_mul_ps(r0, r0), _mm512_mul_ps(r1, r1)));
+                e = _mm512_add_ps(e, _mm512_add_ps(_mm512_mul_ps(e0, e0), _mm512_mul_ps(e1, e1)));
+            }
+            // padding columns are zero: they do not raise a maximum of norms
+            float m[3] = {_mm512_reduce_max_ps(n), _mm512_reduce_max_ps(nr), _mm512_reduce_max_ps(e)};
+            for (int i = 0; i < 3; i++) best[i] = m[i] > best[i] ? m[i] : best[i];
+        }
+    }
+    for (int i = 0; i < 3; i++) bounds[i] = sqrt((double)best[i]);
+}
+
 // Estimates of MR rows against every panel block, written to est (MR rows of `width` floats;
-// columns past `kept` are -inf). The rows' pairs come interleaved, a[p * MR + r], so that the
-// broadcasts of one step are consecutive words.
+// columns past `kept` are -inf), and each row's largest estimate to top. The rows' pairs come
+// interleaved, a[p * MR + r], so that the broadcasts of one step are consecutive words.
 #define SCREEN_ROWS(MR)                                                                                  \
     __attribute__((target("avx512f,avx512bf16"))) static void screen_rows_##MR(                          \
-        const uint32_t *words, size_t kept, size_t P, const uint32_t *a, float *est, size_t width) {     \
+        const uint32_t *words, size_t kept, size_t P, const uint32_t *a, float *est, size_t width,       \
+        float *top) {                                                                                    \
         const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);    \
+        __m512 rm[MR];                                                                                   \
+        for (int r = 0; r < MR; r++) rm[r] = _mm512_set1_ps(-INFINITY);                                  \
         for (size_t j0 = 0; j0 < kept; j0 += NR) {                                                       \
             const uint32_t *b = words + j0 * P;                                                          \
             __m512 acc[MR][2];                                                                           \
@@ -107,11 +97,14 @@ void lookm_pack_screen_panel(const float *panel, size_t kept, size_t d, uint32_t
             for (int h = 0; h < 2; h++) {                                                                \
                 __m512i j = _mm512_add_epi32(lane, _mm512_set1_epi32((int)(j0 + 16 * h)));               \
                 __mmask16 valid = _mm512_cmplt_epi32_mask(j, _mm512_set1_epi32((int)kept));              \
-                for (int r = 0; r < MR; r++)                                                             \
-                    _mm512_storeu_ps(est + r * width + j0 + 16 * h,                                      \
-                                     _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, acc[r][h]));   \
+                for (int r = 0; r < MR; r++) {                                                           \
+                    __m512 v = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, acc[r][h]);          \
+                    _mm512_storeu_ps(est + r * width + j0 + 16 * h, v);                                  \
+                    rm[r] = _mm512_max_ps(rm[r], v);                                                     \
+                }                                                                                        \
             }                                                                                            \
         }                                                                                                \
+        for (int r = 0; r < MR; r++) top[r] = _mm512_reduce_max_ps(rm[r]);                               \
     }
 SCREEN_ROWS(12)
 SCREEN_ROWS(1)
@@ -134,15 +127,9 @@ __attribute__((target("avx512f"))) static size_t candidates(const float *est, si
     return n;
 }
 
-__attribute__((target("avx512f"))) static float row_max(const float *est, size_t width) {
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    for (size_t j = 0; j < width; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(est + j));
-    return _mm512_reduce_max_ps(m);
-}
-
 // One evicted row's bfloat16 pairs (a bfloat16 row in channel order, read as 32-bit words, is the
 // pairs) and its three norms. Sums here are float32 over 16 lanes: relative error below D 2^-24,
-// far inside the 1 % by which the bound is enlarged.
+// covered by the 1 % + 4g by which the bound is enlarged.
 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl"))) static void row_pairs(
     const float *x, size_t d, uint32_t *out, size_t stride, double stats[3]) {
     uint16_t h[32];
@@ -206,23 +193,25 @@ int lookm_pivots_screened(const float *panel, const uint32_t *words, const doubl
     for (size_t r0 = 0; r0 < n; r0 += 12) {
         size_t m = n - r0 < 12 ? n - r0 : 12;
         double bound[12];
+        float tops[12];
         for (size_t r = 0; r < m; r++) {
             double s[3];
             row_pairs(rows + (r0 + r) * d, d, m == 12 ? a + r : a + r * P, m == 12 ? 12 : 1, s);
             double B = g * s[0] * bounds[0] + s[2] * bounds[0] + s[1] * bounds[2] + g * s[1] * bounds[1] + flushed;
-            bound[r] = B * 1.01;
+            bound[r] = B * (1.01 + 4.0 * g);
         }
         if (m == 12) {
-            screen_rows_12(words, kept, P, a, est, width);
+            screen_rows_12(words, kept, P, a, est, width, tops);
         } else {
-            for (size_t r = 0; r < m; r++) screen_rows_1(words, kept, P, a + r * P, est + r * width, width);
+            for (size_t r = 0; r < m; r++)
+                screen_rows_1(words, kept, P, a + r * P, est + r * width, width, tops + r);
         }
         // Every row's candidates, then all their exact chains together (8 in flight), then each
         // row's first maximum among its candidates, which come in ascending column order.
         size_t start[13], total = 0;
         for (size_t r = 0; r < m; r++) {
             const float *e = est + r * width;
-            double top = row_max(e, width);
+            double top = tops[r];
             // In float, one step down, so that rounding the floor never drops a slot above it.
             float floor = nextafterf((float)(top - 2.0 * bound[r]), -INFINITY);
             start[r] = total;
@@ -251,5 +240,15 @@ int lookm_pivots_screened(const float *panel, const uint32_t *words, const doubl
     (void)panel; (void)words; (void)bounds; (void)kept; (void)d; (void)rows; (void)n; (void)index; (void)value;
     (void)scratch;
     return 0;
+#endif
+}
+
+void lookm_pack_screen_panel(const float *panel, size_t kept, size_t d, uint32_t *words, double bounds[3]) {
+    bounds[0] = bounds[1] = bounds[2] = 0;
+#if defined(__x86_64__) && defined(__clang__)
+    // Only the screening reads these, and it declines on CPUs without AVX512_BF16.
+    if (lookm_pivot_kernel_level_available() == 3) pack_avx512(panel, kept, d, words, bounds);
+#else
+    (void)panel; (void)kept; (void)d; (void)words;
 #endif
 }
