@@ -70,9 +70,9 @@ final class LayerInput: @unchecked Sendable {
 }
 
 /// Every head of one tensor as stored, in one buffer. `read(head:)` (the thread that owns HDF5)
-/// reads a head, or, when its chunks are plain copies from the file (H5Dataset.chunkCopies), only
-/// finds them: the worker that converts the head copies them itself in `head(_:)`, so the copying
-/// from the file is spread over the workers instead of queuing on the HDF5 thread.
+/// reads a head except the chunks that are plain copies from the file (TensorReader.readRawLeavingCopies):
+/// the worker that converts the head copies them itself in `head(_:)`, so the copying from the
+/// file is spread over the workers instead of queuing on the HDF5 thread.
 final class RawHeads: @unchecked Sendable {
     let bytesPerHead: Int
     private let buffer: RawBuffer
@@ -106,17 +106,9 @@ final class RawHeads: @unchecked Sendable {
     }
 
     func read(head h: Int) throws {
-        let at = storage + h * bytesPerHead
         locks[h].lock()
         defer { locks[h].unlock() }
-        if let plan = tensor.chunkCopies(head: h) {
-            try tensor.readRaw(
-                head: h, rows: plan.tail, into: at + plan.tail.lowerBound * tensor.rowLength * tensor.type.byteSize)
-            pending[h] = plan.copies
-        } else {
-            pending[h] = []
-            try tensor.readRaw(head: h, into: at)
-        }
+        pending[h] = try tensor.readRawLeavingCopies(head: h, into: storage + h * bytesPerHead)
     }
 
     func head(_ h: Int) throws -> UnsafeRawPointer {

@@ -262,7 +262,7 @@ final class H5Dataset {
     func chunkCopies(head: Int, memoryType: hid_t) -> (copies: [ChunkCopy], tail: Range<Int>)? {
         guard let chunk = chunkShape, filters.isEmpty, shape.count >= 2, chunk.count == shape.count, chunk[0] == 1,
             chunk[1] > 0, chunk[2...] == shape[2...], H5Tequal(fileType.id, memoryType) > 0,
-            let (descriptor, fileBytes) = fileDescriptor()
+            let (descriptor, fileBytes) = file
         else { return nil }
         let rows = shape[1]
         let whole = rows / chunk[1]
@@ -285,7 +285,10 @@ final class H5Dataset {
         return (copies, whole * chunk[1]..<rows)
     }
 
-    /// The file's descriptor (HDF5's default driver, which lookm opens files with) and size.
+    /// The file's descriptor (HDF5's default driver, which lookm opens files with) and size, looked
+    /// up once per dataset rather than for every head.
+    private lazy var file: (Int32, Int)? = fileDescriptor()
+
     private func fileDescriptor() -> (Int32, Int)? {
         let file = H5Iget_file_id(handle.id)
         guard file >= 0 else { return nil }

@@ -74,13 +74,28 @@ final class TensorReader {
     /// Reads rows `range` of head `head` as stored (raw bits, no conversion) into `raw`.
     func readRaw(head: Int, rows range: Range<Int>? = nil, into raw: UnsafeMutableRawPointer) throws {
         let r = range ?? 0..<rows
-        guard r.count * rowLength > 0 else { return }
-        if r == 0..<rows, let plan = chunkCopies(head: head) {
-            try dataset.copy(plan.copies, into: raw)
-            try readRaw(
-                head: head, rows: plan.tail, into: raw + plan.tail.lowerBound * rowLength * element.type.byteSize)
-            return
+        if r == 0..<rows {
+            try dataset.copy(try readRawLeavingCopies(head: head, into: raw), into: raw)
+        } else {
+            try readBox(head: head, rows: r, into: raw)
         }
+    }
+
+    /// Reads head `head` (all rows) as stored into `raw`, except the whole chunks that are plain
+    /// copies from the file (H5Dataset.chunkCopies): those are returned, for `dataset.copy` on any
+    /// thread, which then completes the head.
+    func readRawLeavingCopies(head: Int, into raw: UnsafeMutableRawPointer) throws -> [H5Dataset.ChunkCopy] {
+        guard shape.count > 1, let plan = dataset.chunkCopies(head: head, memoryType: element.memoryType.id) else {
+            try readBox(head: head, rows: 0..<rows, into: raw)
+            return []
+        }
+        try readBox(head: head, rows: plan.tail, into: raw + plan.tail.lowerBound * rowLength * element.type.byteSize)
+        return plan.copies
+    }
+
+    /// Rows `r` of head `head` through HDF5's hyperslab read.
+    private func readBox(head: Int, rows r: Range<Int>, into raw: UnsafeMutableRawPointer) throws {
+        guard r.count * rowLength > 0 else { return }
         var start = [head]
         var count = [1]
         if shape.count > 1 {
@@ -92,11 +107,6 @@ final class TensorReader {
             count += shape[2...]
         }
         try dataset.read(start: start, count: count, memoryType: element.memoryType.id, into: raw)
-    }
-
-    /// Head `head`'s whole chunks as plain copies from the file (H5Dataset.chunkCopies), or nil.
-    func chunkCopies(head: Int) -> (copies: [H5Dataset.ChunkCopy], tail: Range<Int>)? {
-        shape.count > 1 ? dataset.chunkCopies(head: head, memoryType: element.memoryType.id) : nil
     }
 
     /// Converts raw stored values of head `head` (starting at row `firstRow`) to Float32, rejecting
