@@ -81,7 +81,7 @@ __attribute__((target("avx2"))) static void sum_avx2(const double *w, size_t n, 
                                                      double *out) {
     SUM_BODY
 }
-static int has_avx2(void) {
+static int has_avx2_fma(void) {
     static int avx2 = -1;
     if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
     return avx2;
@@ -97,7 +97,7 @@ void lookm_scores_f64(const double *q, size_t n, const float *k, size_t R, size_
         for (size_t d = 0; d < D; d++)
             for (size_t i = 0; i < BLOCK; i++) qt[d * BLOCK + i] = i < m ? q[(b + i) * D + d] : 0.0;
 #if defined(__x86_64__) && defined(__clang__)
-        if (has_avx2()) {
+        if (has_avx2_fma()) {
             scores_block_avx2(qt, m, k, R, D, scale, w + b * R);
             continue;
         }
@@ -109,7 +109,7 @@ void lookm_scores_f64(const double *q, size_t n, const float *k, size_t R, size_
 
 void lookm_weighted_sum_f64(const double *w, size_t n, const float *v, size_t R, size_t D, double *out) {
 #if defined(__x86_64__) && defined(__clang__)
-    if (has_avx2()) {
+    if (has_avx2_fma()) {
         sum_avx2(w, n, v, R, D, out);
         return;
     }
