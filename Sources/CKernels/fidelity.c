@@ -1,118 +1,333 @@
-// Few-query attention in double over float32 rows (CKernels.h, LOOKM_CKERNELS_FIDELITY). A GEMM
-// library packs the whole key block for 8 probe queries, which costs more than the arithmetic;
-// here each key row is read once and widened in registers, and 8 queries accumulate side by side.
+// Few-query attention in double over float32 rows (CKernels.h, LOOKM_CKERNELS_FIDELITY), for
+// report's and sweep's fidelity. A GEMM library would pack the whole key block for 8 queries,
+// which costs more than the arithmetic: here a block of 8 queries sits in the 8 lanes of one
+// vector of doubles, each key or value row is read once and widened in registers, and the scores,
+// the softmax and the weighted sum are one pass per block with the scores kept in L2.
+//
+// Every number is a fixed sequence of IEEE operations, the same on every path (AVX-512, AVX2+FMA,
+// scalar `fma`), so any CPU gives the same bits:
+// - score(i, t) = scale * chain, chain = fma(q[i][d], k[t][d], chain) over d ascending from +0;
+//   the products of float32 values are exact in double, so this is also what separate multiplies
+//   and adds give;
+// - softmax with the maximum over the rows query i sees, `lookm_exp` below, the total added in row
+//   order, each weight divided by it;
+// - out[i][d] = fma(w[i][t], v[t][d], out) over t ascending from +0 (the weights are not float32
+//   values, so this differs from a multiply then an add in the last bit: documented in
+//   docs/report.md, and the metrics stay within 1e-9 relative of a float64 NumPy computation).
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "CKernels.h"
 
-// Never fuse a multiply and an add (the same bits on every CPU and path).
 #pragma clang fp contract(off)
 
-enum { BLOCK = 8 };
+enum { LANES = LOOKM_ATTENTION_LANES };
 
-// Scores of one block of BLOCK queries, transposed (qt[d*BLOCK + i]): BLOCK independent sums per key
-// row, each over d in order. Four key rows at a time, so that four chains of adds are in flight
-// (each row's sums are still the same sequence of operations).
-#define SCORES_BODY                                                                                  \
-    size_t t = 0;                                                                                    \
-    for (; t + 4 <= R; t += 4) {                                                                     \
-        double a0[BLOCK] = {0}, a1[BLOCK] = {0}, a2[BLOCK] = {0}, a3[BLOCK] = {0};                   \
-        const float *r0 = k + t * D, *r1 = r0 + D, *r2 = r1 + D, *r3 = r2 + D;                       \
-        for (size_t d = 0; d < D; d++) {                                                             \
-            const double *c = qt + d * BLOCK;                                                        \
-            double k0 = (double)r0[d], k1 = (double)r1[d], k2 = (double)r2[d], k3 = (double)r3[d];   \
-            for (int i = 0; i < BLOCK; i++) {                                                        \
-                a0[i] = MULADD(c[i], k0, a0[i]);                                                           \
-                a1[i] = MULADD(c[i], k1, a1[i]);                                                           \
-                a2[i] = MULADD(c[i], k2, a2[i]);                                                           \
-                a3[i] = MULADD(c[i], k3, a3[i]);                                                           \
-            }                                                                                        \
-        }                                                                                            \
-        for (size_t i = 0; i < m; i++) {                                                             \
-            w[i * R + t] = scale * a0[i];                                                            \
-            w[i * R + t + 1] = scale * a1[i];                                                        \
-            w[i * R + t + 2] = scale * a2[i];                                                        \
-            w[i * R + t + 3] = scale * a3[i];                                                        \
-        }                                                                                            \
+static double bits_double(uint64_t u) {
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+static uint64_t double_bits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+// e^x for x <= 0 within about 1 ulp, branch-free so that it vectorises, and written with `fma`
+// so that every path rounds alike (glibc's exp is not one fixed sequence across its CPU variants).
+// x = n ln2 + r with |r| <= ln2/2 (n by the round-to-nearest of adding 1.5 * 2^52, r by two
+// fused steps with ln2 split in a high and a low part), e^r by its Taylor polynomial to degree 13
+// (the first term left out is r^14/14! < 5e-18 relative), and 2^n applied as two normal powers
+// of two 2^a 2^b, a = floor(n/2), so results down in the subnormals round once, at the end.
+// Below -746 the result is 0 (e^-746 is under half the smallest subnormal).
+static inline double exp_nonpositive(double x) {
+    const double shifter = 0x1.8p52;
+    x = x < -746.0 ? -746.0 : x;
+    double t = fma(x, 0x1.71547652b82fep0, shifter);
+    double n = t - shifter;
+    int64_t ni = (int64_t)(double_bits(t) - double_bits(shifter));
+    double r = fma(-n, 0x1.62e42fefa39efp-1, x);
+    r = fma(-n, 0x1.abc9e3b39803fp-56, r);
+    double p = 0x1.6124613a86d09p-33;        // 1/13!
+    p = fma(p, r, 0x1.1eed8eff8d898p-29);    // 1/12!
+    p = fma(p, r, 0x1.ae64567f544e4p-26);    // 1/11!
+    p = fma(p, r, 0x1.27e4fb7789f5cp-22);    // 1/10!
+    p = fma(p, r, 0x1.71de3a556c734p-19);    // 1/9!
+    p = fma(p, r, 0x1.a01a01a01a01ap-16);    // 1/8!
+    p = fma(p, r, 0x1.a01a01a01a01ap-13);    // 1/7!
+    p = fma(p, r, 0x1.6c16c16c16c17p-10);    // 1/6!
+    p = fma(p, r, 0x1.1111111111111p-7);     // 1/5!
+    p = fma(p, r, 0x1.5555555555555p-5);     // 1/4!
+    p = fma(p, r, 0x1.5555555555555p-3);     // 1/3!
+    p = fma(p, r, 0.5);
+    p = fma(p, r, 1.0);
+    p = fma(p, r, 1.0);
+    int64_t a = ni >> 1;  // floor(n/2) for n <= 0 (arithmetic shift); n >= -1077, so both halves
+    int64_t b = ni - a;   // are at least -539: normal powers of two
+    return p * bits_double((uint64_t)(a + 1023) << 52) * bits_double((uint64_t)(b + 1023) << 52);
+}
+
+double lookm_exp_nonpositive(double x) { return exp_nonpositive(x); }
+
+// The softmax of one block from its scores in w (R x LANES, lanes side by side), in place:
+// lane l sees row t when pos[t] <= limit[l]; rows it does not see get weight 0.
+#define SOFTMAX_BODY                                                                                 \
+    double mx[LANES], total[LANES];                                                                  \
+    for (int l = 0; l < LANES; l++) {                                                                \
+        mx[l] = -INFINITY;                                                                           \
+        total[l] = 0;                                                                                \
     }                                                                                                \
-    for (; t < R; t++) {                                                                             \
-        double acc[BLOCK] = {0};                                                                     \
+    for (size_t t = 0; t < R; t++)                                                                   \
+        for (int l = 0; l < LANES; l++) {                                                            \
+            double s = w[t * LANES + l];                                                             \
+            mx[l] = pos[t] <= limit[l] && s > mx[l] ? s : mx[l];                                     \
+        }                                                                                            \
+    for (size_t t = 0; t < R; t++)                                                                   \
+        for (int l = 0; l < LANES; l++) {                                                            \
+            double e = exp_nonpositive(w[t * LANES + l] - mx[l]);                                    \
+            e = pos[t] <= limit[l] ? e : 0.0;                                                        \
+            w[t * LANES + l] = e;                                                                    \
+            total[l] = total[l] + e;                                                                 \
+        }                                                                                            \
+    for (int l = 0; l < LANES; l++) total[l] = total[l] > 0 ? total[l] : 1.0; /* nothing seen: 0s */ \
+    for (size_t t = 0; t < R; t++)                                                                   \
+        for (int l = 0; l < LANES; l++) w[t * LANES + l] = w[t * LANES + l] / total[l];
+
+// Scores of one block: w[t*LANES + l] = scale * chain over d (qt is D x LANES, the block's queries
+// transposed, unused lanes 0).
+#define SCORES_BODY                                                                                  \
+    for (size_t t = 0; t < R; t++) {                                                                 \
+        double acc[LANES] = {0};                                                                     \
         const float *row = k + t * D;                                                                \
         for (size_t d = 0; d < D; d++) {                                                             \
             double kd = (double)row[d];                                                              \
-            for (int i = 0; i < BLOCK; i++) acc[i] = MULADD(qt[d * BLOCK + i], kd, acc[i]);                \
+            for (int l = 0; l < LANES; l++) acc[l] = fma(qt[d * LANES + l], kd, acc[l]);             \
         }                                                                                            \
-        for (size_t i = 0; i < m; i++) w[i * R + t] = scale * acc[i];                                \
+        for (int l = 0; l < LANES; l++) w[t * LANES + l] = scale * acc[l];                           \
     }
 
-#define MULADD(a, b, c) ((c) + (a) * (b))
-static void scores_block_base(const double *qt, size_t m, const float *k, size_t R, size_t D, double scale,
-                              double *w) {
-    SCORES_BODY
-}
-#undef MULADD
-
-// Each row of v is widened once per query; out[i] accumulates over t in order.
+// out lanes (LANES x D) = weights (R x LANES) times v, one fma chain per element over t.
 #define SUM_BODY                                                                                     \
-    for (size_t i = 0; i < n; i++) {                                                                 \
-        double *o = out + i * D;                                                                     \
-        for (size_t d = 0; d < D; d++) o[d] = 0;                                                     \
+    for (size_t d = 0; d < D; d++) {                                                                 \
+        double acc[LANES] = {0};                                                                     \
         for (size_t t = 0; t < R; t++) {                                                             \
-            double wt = w[i * R + t];                                                                \
-            const float *row = v + t * D;                                                            \
-            for (size_t d = 0; d < D; d++) o[d] = o[d] + wt * (double)row[d];                        \
+            double vd = (double)v[t * D + d];                                                        \
+            for (int l = 0; l < LANES; l++) acc[l] = fma(w[t * LANES + l], vd, acc[l]);              \
         }                                                                                            \
+        for (int l = 0; l < LANES; l++) out[l * D + d] = acc[l];                                     \
     }
 
-static void sum_base(const double *w, size_t n, const float *v, size_t R, size_t D, double *out) { SUM_BODY }
+typedef void (*block_fn)(const double *qt, const float *k, const float *v, size_t R, size_t D, double scale,
+                         const int64_t *pos, const int64_t *limit, double *w, double *out);
 
-#if defined(__x86_64__) && defined(__clang__)
-// AVX2 with FMA. The queries and keys are float32 values widened to double, so each product is
-// exact in double (24 + 24 significant bits <= 53, exponents far inside double's range): a fused
-// multiply-add rounds exactly what the multiply then add rounds, and the scores keep the baseline's
-// bits while taking one instruction instead of two.
-#define MULADD(a, b, c) __builtin_fma((a), (b), (c))
-__attribute__((target("avx2,fma"))) static void scores_block_avx2(const double *qt, size_t m, const float *k,
-                                                                  size_t R, size_t D, double scale, double *w) {
+static void block_scalar(const double *qt, const float *k, const float *v, size_t R, size_t D, double scale,
+                         const int64_t *pos, const int64_t *limit, double *w, double *out) {
     SCORES_BODY
-}
-#undef MULADD
-// The weighted sum has no such property (the weights are not float32 values): no FMA there.
-__attribute__((target("avx2"))) static void sum_avx2(const double *w, size_t n, const float *v, size_t R, size_t D,
-                                                     double *out) {
+    SOFTMAX_BODY
     SUM_BODY
 }
-static int has_avx2_fma(void) {
-    static int avx2 = -1;
-    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-    return avx2;
+
+#if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static void block_avx2(const double *qt, const float *k, const float *v,
+                                                           size_t R, size_t D, double scale, const int64_t *pos,
+                                                           const int64_t *limit, double *w, double *out) {
+    SCORES_BODY
+    SOFTMAX_BODY
+    SUM_BODY
+}
+
+// AVX-512: the block's 8 lanes are one zmm. Scores take 8 rows at a time (8 independent chains
+// to cover the FMA latency; each row's chain is the same sequence as above), the rows widened to
+// double once into `kd` so that each FMA reads its key element as an embedded broadcast. The
+// weighted sum keeps 8 lanes x 16 channels in 16 zmm accumulators over all rows.
+#define SCORE_ROWS 16
+__attribute__((target("avx512f"))) static void scores_avx512(const double *qt, const float *k, size_t R, size_t D,
+                                                             double scale, double *w, double *kd) {
+    const __m512d s = _mm512_set1_pd(scale);
+    size_t t = 0;
+    for (; t + SCORE_ROWS <= R; t += SCORE_ROWS) {
+        const float *rows = k + t * D;
+        for (size_t i = 0; i < SCORE_ROWS * D; i++) kd[i] = (double)rows[i];
+        __m512d a[SCORE_ROWS];
+        for (int r = 0; r < SCORE_ROWS; r++) a[r] = _mm512_setzero_pd();
+        for (size_t d = 0; d < D; d++) {
+            const __m512d q = _mm512_loadu_pd(qt + d * 8);
+            for (int r = 0; r < SCORE_ROWS; r++) a[r] = _mm512_fmadd_pd(q, _mm512_set1_pd(kd[r * D + d]), a[r]);
+        }
+        for (int r = 0; r < SCORE_ROWS; r++) _mm512_storeu_pd(w + (t + r) * 8, _mm512_mul_pd(s, a[r]));
+    }
+    for (; t < R; t++) {
+        const float *row = k + t * D;
+        __m512d a = _mm512_setzero_pd();
+        for (size_t d = 0; d < D; d++)
+            a = _mm512_fmadd_pd(_mm512_loadu_pd(qt + d * 8), _mm512_set1_pd((double)row[d]), a);
+        _mm512_storeu_pd(w + t * 8, _mm512_mul_pd(s, a));
+    }
+}
+
+__attribute__((target("avx512f"))) static void sum_avx512(const double *w, const float *v, size_t R, size_t D,
+                                                          double *out) {
+    size_t d0 = 0;
+    for (; d0 + 16 <= D; d0 += 16) {
+        __m512d lo[8], hi[8];
+        for (int l = 0; l < 8; l++) lo[l] = hi[l] = _mm512_setzero_pd();
+        for (size_t t = 0; t < R; t++) {
+            const __m512 row = _mm512_loadu_ps(v + t * D + d0);
+            const __m512d vl = _mm512_cvtps_pd(_mm512_castps512_ps256(row));
+            const __m512d vh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(row), 1)));
+            const double *wt = w + t * 8;
+            for (int l = 0; l < 8; l++) {
+                const __m512d x = _mm512_set1_pd(wt[l]);
+                lo[l] = _mm512_fmadd_pd(x, vl, lo[l]);
+                hi[l] = _mm512_fmadd_pd(x, vh, hi[l]);
+            }
+        }
+        for (int l = 0; l < 8; l++) {
+            _mm512_storeu_pd(out + l * D + d0, lo[l]);
+            _mm512_storeu_pd(out + l * D + d0 + 8, hi[l]);
+        }
+    }
+    for (; d0 < D; d0++) {
+        __m512d a = _mm512_setzero_pd();
+        for (size_t t = 0; t < R; t++)
+            a = _mm512_fmadd_pd(_mm512_loadu_pd(w + t * 8), _mm512_set1_pd((double)v[t * D + d0]), a);
+        double lanes[8];
+        _mm512_storeu_pd(lanes, a);
+        for (int l = 0; l < 8; l++) out[l * D + d0] = lanes[l];
+    }
+}
+
+__attribute__((target("avx512f"))) static void softmax_avx512(size_t R, const int64_t *pos, const int64_t *limit,
+                                                              double *w) {
+    SOFTMAX_BODY
+}
+
+static void block_avx512(const double *qt, const float *k, const float *v, size_t R, size_t D, double scale,
+                         const int64_t *pos, const int64_t *limit, double *w, double *out) {
+    double *kd = malloc(D * SCORE_ROWS * sizeof(double));
+    if (kd == NULL) abort();
+    scores_avx512(qt, k, R, D, scale, w, kd);
+    free(kd);
+    softmax_avx512(R, pos, limit, w);
+    sum_avx512(w, v, R, D, out);
 }
 #endif
 
-void lookm_scores_f64(const double *q, size_t n, const float *k, size_t R, size_t D, double scale, double *w) {
-    double *qt = malloc(D * BLOCK * sizeof(double));
-    if (qt == NULL) abort();
-    for (size_t b = 0; b < n; b += BLOCK) {
-        size_t m = n - b < BLOCK ? n - b : BLOCK;
-        // The block's queries transposed, unused lanes zero.
-        for (size_t d = 0; d < D; d++)
-            for (size_t i = 0; i < BLOCK; i++) qt[d * BLOCK + i] = i < m ? q[(b + i) * D + d] : 0.0;
+static block_fn block_for_cpu(void) {
 #if defined(__x86_64__) && defined(__clang__)
-        if (has_avx2_fma()) {
-            scores_block_avx2(qt, m, k, R, D, scale, w + b * R);
+    switch (lookm_pivot_kernel_level()) {
+    case 3:
+    case 2: return block_avx512;
+    case 1: return block_avx2;
+    default: break;
+    }
+#endif
+    return block_scalar;
+}
+
+void lookm_attention_f64(const double *q, size_t n, const float *k, const float *v, size_t R, size_t D,
+                         double scale, const int64_t *pos, const int64_t *limit, double *w, double *out) {
+    if (n == 0) return;
+    block_fn block = block_for_cpu();
+    double *qt = malloc((D * LANES + LANES * D) * sizeof(double));
+    if (qt == NULL) abort();
+    double *lanes = qt + D * LANES;
+    for (size_t b = 0; b * LANES < n; b++) {
+        size_t m = n - b * LANES < LANES ? n - b * LANES : LANES;
+        int64_t lim[LANES];
+        for (size_t l = 0; l < LANES; l++) {
+            lim[l] = l < m ? limit[b * LANES + l] : INT64_MIN;  // an unused lane sees nothing
+            for (size_t d = 0; d < D; d++) qt[d * LANES + l] = l < m ? q[(b * LANES + l) * D + d] : 0.0;
+        }
+        double *wb = w + b * R * LANES;
+        if (R == 0) {
+            memset(out + b * LANES * D, 0, m * D * sizeof(double));
             continue;
         }
-#endif
-        scores_block_base(qt, m, k, R, D, scale, w + b * R);
+        block(qt, k, v, R, D, scale, pos, lim, wb, lanes);
+        memcpy(out + b * LANES * D, lanes, m * D * sizeof(double));
     }
     free(qt);
 }
 
-void lookm_weighted_sum_f64(const double *w, size_t n, const float *v, size_t R, size_t D, double *out) {
-#if defined(__x86_64__) && defined(__clang__)
-    if (has_avx2_fma()) {
-        sum_avx2(w, n, v, R, D, out);
-        return;
+// Each sum adds its class's rows in row order. With AVX-512, the block's 8 lanes are one zmm and
+// each sum a masked add (rows outside the class leave it as it is, so the same bits).
+#define RECALL_BODY                                                                                  \
+    for (size_t t = 0; t < R; t++) {                                                                 \
+        uint8_t c = cls[t];                                                                          \
+        int recalled = (c & (LOOKM_ROW_KEPT | LOOKM_ROW_MERGED)) != 0;                               \
+        int in[LOOKM_RECALL_SUMS] = {c & LOOKM_ROW_KEPT,          c & LOOKM_ROW_MERGED,                \
+                                     c & LOOKM_ROW_TEXT,          (c & LOOKM_ROW_TEXT) && recalled,    \
+                                     c & LOOKM_ROW_IMAGE,         (c & LOOKM_ROW_IMAGE) && recalled};  \
+        for (int j = 0; j < LOOKM_RECALL_SUMS; j++)                                                   \
+            if (in[j])                                                                               \
+                for (int l = 0; l < LANES; l++) s[j][l] = s[j][l] + wb[t * LANES + l];              \
     }
+
+static void recall_block(const double *wb, size_t R, const uint8_t *cls, double s[LOOKM_RECALL_SUMS][LANES]) {
+    RECALL_BODY
+}
+
+#if defined(__x86_64__) && defined(__clang__)
+__attribute__((target("avx512f"))) static void recall_block_avx512(const double *wb, size_t R, const uint8_t *cls,
+                                                                   double s[LOOKM_RECALL_SUMS][LANES]) {
+    // Per class value, which sums take the row (bit j: sum j), as a lane mask each.
+    __mmask8 take[16][LOOKM_RECALL_SUMS];
+    for (int c = 0; c < 16; c++) {
+        int recalled = (c & (LOOKM_ROW_KEPT | LOOKM_ROW_MERGED)) != 0;
+        int in[LOOKM_RECALL_SUMS] = {c & LOOKM_ROW_KEPT, c & LOOKM_ROW_MERGED, c & LOOKM_ROW_TEXT,
+                                     (c & LOOKM_ROW_TEXT) && recalled, c & LOOKM_ROW_IMAGE,
+                                     (c & LOOKM_ROW_IMAGE) && recalled};
+        for (int j = 0; j < LOOKM_RECALL_SUMS; j++) take[c][j] = in[j] ? 0xFF : 0;
+    }
+    __m512d a[LOOKM_RECALL_SUMS];
+    for (int j = 0; j < LOOKM_RECALL_SUMS; j++) a[j] = _mm512_setzero_pd();
+    for (size_t t = 0; t < R; t++) {
+        const __m512d x = _mm512_loadu_pd(wb + t * LANES);
+        const __mmask8 *m = take[cls[t] & 15];
+        for (int j = 0; j < LOOKM_RECALL_SUMS; j++) a[j] = _mm512_mask_add_pd(a[j], m[j], a[j], x);
+    }
+    for (int j = 0; j < LOOKM_RECALL_SUMS; j++) _mm512_storeu_pd(s[j], a[j]);
+}
 #endif
-    sum_base(w, n, v, R, D, out);
+
+void lookm_recall_sums(const double *w, size_t n, size_t R, const uint8_t *cls, double *sums) {
+    for (size_t b = 0; b * LANES < n; b++) {
+        size_t m = n - b * LANES < LANES ? n - b * LANES : LANES;
+        double s[LOOKM_RECALL_SUMS][LANES] = {{0}};
+        const double *wb = w + b * R * LANES;
+#if defined(__x86_64__) && defined(__clang__)
+        if (lookm_pivot_kernel_level() >= 2)
+            recall_block_avx512(wb, R, cls, s);
+        else
+#endif
+            recall_block(wb, R, cls, s);
+        for (size_t l = 0; l < m; l++)
+            for (int j = 0; j < LOOKM_RECALL_SUMS; j++) sums[(b * LANES + l) * LOOKM_RECALL_SUMS + j] = s[j][l];
+    }
+}
+
+// Shifts of 8 pairs at a time: each pair's two sums run over d in order (the same bits as one
+// pair at a time), 16 independent chains instead of 2.
+void lookm_relative_shifts(const float *y, const int64_t *ys, const float *x, const int64_t *xs, size_t count,
+                           size_t D, double *out) {
+    for (size_t c = 0; c < count; c += LANES) {
+        size_t m = count - c < LANES ? count - c : LANES;
+        double diff[LANES] = {0}, norm[LANES] = {0};
+        const float *yr[LANES], *xr[LANES];
+        for (size_t l = 0; l < LANES; l++) {
+            yr[l] = y + (size_t)ys[c + (l < m ? l : 0)] * D;  // unused lanes repeat the first pair
+            xr[l] = x + (size_t)xs[c + (l < m ? l : 0)] * D;
+        }
+        for (size_t d = 0; d < D; d++)
+            for (int l = 0; l < LANES; l++) {
+                double a = (double)xr[l][d], b = (double)yr[l][d];
+                diff[l] = diff[l] + (b - a) * (b - a);
+                norm[l] = norm[l] + a * a;
+            }
+        for (size_t l = 0; l < m; l++) out[c + l] = norm[l] > 0 ? sqrt(diff[l] / norm[l]) : sqrt(diff[l]);
+    }
 }

@@ -6,8 +6,11 @@ import Testing
 @Suite struct ReportTests {
     @Test func massSharesSplitKeptMergedAndDropped() {
         // Positions 0..3; slot 0 holds position 0, slot 1 holds position 2; 1 merged into slot 0; 3 dropped.
-        let s = Fidelity.massShares([0.4, 0.3, 0.2, 0.1], slotOf: [0, 0, 1, -1], position: [0, 2])
-        #expect(abs(s.kept - 0.6) < 1e-12 && abs(s.merged - 0.3) < 1e-12)
+        let head = CompressedHead(position: [0, 2], keys: [], values: [], merged: [1, 0], slotOf: [0, 0, 1, -1])
+        let classes = Fidelity.rowClasses(head: head, modality: [.text, .image, .image, .text])
+        let s = Fidelity.measure(scores: [0.5, 0.25, 0.125, 0.125], classes: classes, workspace: Workspace())
+        #expect(s.recallKept == 0.625 && s.recallMerged == 0.25)
+        #expect(s.recallText == 0.8 && s.recallImage == 1)
     }
 
     @Test func fullCacheHasNoErrorAndPerfectRecall() {
@@ -26,7 +29,8 @@ import Testing
                 return Fidelity.measure(
                     queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], reference: reference, compressed: same,
                     headDim: 2,
-                    scale: 0.7, head: head, modality: [.text, .image, .image], workspace: ws)
+                    scale: 0.7, classes: Fidelity.rowClasses(head: head, modality: [.text, .image, .image]),
+                    workspace: ws)
             }
         }
         #expect(f.outputError == 0 && abs(f.outputCosine! - 1) < 1e-12 && f.recallKept == 1 && f.recallMerged == 0)

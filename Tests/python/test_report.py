@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import os
 import xml.etree.ElementTree as ET
 
 import h5py
@@ -190,3 +191,25 @@ def test_output_error_matches_float64_numpy(lookm, tmp_path):
                 full, kept = attend(q[h], K[g], V[g], scale), attend(q[h], k[g], v[g], scale)
                 err = np.mean(np.linalg.norm(kept - full, axis=1) / np.linalg.norm(full, axis=1))
                 assert rows[(i, h)]["output_error"] == pytest.approx(err, rel=1e-9), (i, h)
+
+
+@pytest.mark.parametrize("kernel", ["avx512", "avx2", "scalar"])
+def test_every_attention_kernel_path_reports_the_same_bits(lookm, tmp_path, kernel):
+    """LOOKM_KERNEL lowers the fidelity attention's path (Sources/CKernels/fidelity.c): every path
+    runs the same IEEE operations (fused multiply-adds, its own exp), so report and sweep JSON are
+    identical to the default path's; probes (5: a partial block of 8), causal prompt queries (16:
+    two blocks), head_dim 40 (not a multiple of 16) and 128, GQA."""
+    probes = synth(tmp_path / "p.h5", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--head-dim", "40",
+                   "--images", "1", "--image-tokens", "60", "--text-tokens", "50", "--probes", "5")
+    prompt = synth(tmp_path / "q.h5", "--layers", "2", "--heads", "4", "--head-dim", "128", "--images", "1",
+                   "--image-tokens", "90", "--text-tokens", "41", "--query")
+    env = dict(os.environ, LOOKM_KERNEL=kernel)
+    for i, dump in enumerate([probes, prompt]):
+        cache = tmp_path / f"c{i}.h5"
+        run("compress", dump, "-o", cache, "--budget", "0.3", check=0)
+        args = ["report", cache, "--reference", dump, "--format", "json", "--by", "head"]
+        default = run(*args, check=0).stdout
+        assert json.loads(default)["fidelity"]["query_source"] == ["probe", "prompt"][i]
+        assert run(*args, check=0, env=env).stdout == default, kernel
+        sweep = ["sweep", dump, "--methods", "lookm,h2o", "--budgets", "0.2,0.5", "--format", "json"]
+        assert run(*sweep, check=0, env=env).stdout == run(*sweep, check=0).stdout, kernel

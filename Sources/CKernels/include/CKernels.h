@@ -163,15 +163,38 @@ void lookm_int_group(const float *x, size_t n, float max_code, int kind, uint8_t
 #ifndef LOOKM_CKERNELS_FIDELITY
 #define LOOKM_CKERNELS_FIDELITY
 // Attention of a few queries (report's and sweep's fidelity, Fidelity.swift) over float32 rows, in
-// double: the rows are widened as they are read (no double copy of a head), every sum runs in
-// order over its index (d, or t), rounding each product and each add as separate operations would
-// (fidelity.c says where a fused multiply-add does that), so any CPU and either code path gives the
-// same bits.
+// double, as one fixed sequence of IEEE operations on every CPU and code path (fidelity.c says
+// which): any CPU gives the same bits, and a cache that keeps everything measures exactly 0.
 
-/// w[i*R + t] = scale * sum_d q[i*D + d] * k[t*D + d], for i < n, t < R. The q must be float32
-/// values widened to double.
-void lookm_scores_f64(const double *q, size_t n, const float *k, size_t R, size_t D, double scale, double *w);
+/// Queries are processed in blocks of this many, side by side; weights are stored so.
+#define LOOKM_ATTENTION_LANES 8
 
-/// out[i*D + d] = sum_t w[i*R + t] * v[t*D + d], for i < n, d < D.
-void lookm_weighted_sum_f64(const double *w, size_t n, const float *v, size_t R, size_t D, double *out);
+/// softmax(q K^T * scale) V for n queries (q: n x D, float32 values widened to double) over R rows
+/// (k, v: R x D). Query i sees row t when pos[t] <= limit[i]; rows it does not see weigh 0.
+/// w (ceil(n / LANES) * R * LANES doubles) receives the weights, query i's on row t at
+/// w[((i / LANES) * R + t) * LANES + i % LANES]; out (n x D) the outputs.
+void lookm_attention_f64(const double *q, size_t n, const float *k, const float *v, size_t R, size_t D,
+                         double scale, const int64_t *pos, const int64_t *limit, double *w, double *out);
+
+/// e^x for x <= 0, as the attention above computes it (fidelity.c): for tests.
+double lookm_exp_nonpositive(double x);
+
+/// What happened to a prompt row in a compressed head (`lookm_recall_sums`' classes, combined).
+enum {
+    LOOKM_ROW_KEPT = 1,    // in its own slot
+    LOOKM_ROW_MERGED = 2,  // merged into another position's slot
+    LOOKM_ROW_TEXT = 4,    // a text position
+    LOOKM_ROW_IMAGE = 8,   // a non-text position
+};
+#define LOOKM_RECALL_SUMS 6
+
+/// Per query i < n, sums (in row order) of its weights w (laid out as lookm_attention_f64 writes
+/// them, over R rows) on the rows of each class: sums[i * 6 + j] for j = kept, merged, text,
+/// text kept or merged, image, image kept or merged.
+void lookm_recall_sums(const double *w, size_t n, size_t R, const uint8_t *cls, double *sums);
+
+/// out[c] = |y_c - x_c| / |x_c| (|y_c - x_c| where x_c is 0) in double, for the rows y_c = y[ys[c]*D ..]
+/// and x_c = x[xs[c]*D ..], c < count; each sum over d in order (report's key and value shifts).
+void lookm_relative_shifts(const float *y, const int64_t *ys, const float *x, const int64_t *xs, size_t count,
+                           size_t D, double *out);
 #endif

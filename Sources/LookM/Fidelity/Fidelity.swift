@@ -39,15 +39,17 @@ enum Fidelity {
     struct Rows {
         let keys: UnsafeBufferPointer<Float>
         let values: UnsafeBufferPointer<Float>
-        let positions: [Int]
+        let positions: [Int64]
     }
 
-    /// The dump's side of one query head's fidelity: attention weights (`n x L`) and outputs
-    /// (`n x D`) of its queries over the full prompt. It does not depend on the compression, so a
-    /// sweep computes it once per layer for every setting.
+    /// The dump's side of one query head's fidelity: attention weights (in `lookm_attention_f64`'s
+    /// layout, over `rows` prompt positions) and outputs (`n x D`) of its queries over the full
+    /// prompt. It does not depend on the compression, so a sweep computes it once per layer for
+    /// every setting.
     struct Reference: Sendable {
         let weights: [Double]
         let output: [Double]
+        let rows: Int
     }
 
     static func reference(
@@ -56,31 +58,36 @@ enum Fidelity {
     ) -> Reference {
         let L = full.positions.count
         let n = positions.count
-        let q = doubles(queries, workspace: workspace)
         let f = attention(
-            q, n: n, full, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
-            weights: workspace.doubles(.fullWeights, n * L), output: workspace.doubles(.fullOutput, n * D))
-        return Reference(weights: Array(f.weights[0..<(n * L)]), output: Array(f.output[0..<(n * D)]))
+            queries, positions: positions, full, D: D, scale: scale, workspace: workspace,
+            weights: .fullWeights, output: .fullOutput)
+        return Reference(weights: Array(f.weights), output: Array(f.output[0..<(n * D)]), rows: L)
+    }
+
+    /// What happened to each prompt row in `head` (`LOOKM_ROW_*`), for `recall`: one kv head's
+    /// compressed head serves all its query heads.
+    static func rowClasses(head: CompressedHead, modality: [Modality]) -> [UInt8] {
+        head.slotOf.indices.map { t in
+            var c: UInt8 = 0
+            let slot = Int(head.slotOf[t])
+            if slot >= 0 { c |= UInt8(Int(head.position[slot]) == t ? LOOKM_ROW_KEPT : LOOKM_ROW_MERGED) }
+            if t < modality.count { c |= UInt8(modality[t] == .text ? LOOKM_ROW_TEXT : LOOKM_ROW_IMAGE) }
+            return c
+        }
     }
 
     /// One query head's fidelity: its queries over the compressed head, against `reference`.
+    /// `classes` are `rowClasses(head:modality:)`.
     static func measure(
         queries: [Float], positions: [Int], reference f: Reference, compressed: Rows, headDim D: Int, scale: Double,
-        head: CompressedHead, modality: [Modality], workspace: Workspace
+        classes: [UInt8], workspace: Workspace
     ) -> HeadFidelity {
         let n = positions.count
-        let L = f.weights.count / max(n, 1)
-        let q = doubles(queries, workspace: workspace)
         let c = attention(
-            q, n: n, compressed, limits: positions.map { min($0, L - 1) }, D: D, scale: scale,
-            weights: workspace.doubles(.keptWeights, n * compressed.positions.count),
-            output: workspace.doubles(.keptOutput, n * D))
+            queries, positions: positions, compressed, D: D, scale: scale,
+            workspace: workspace, weights: .keptWeights, output: .keptOutput)
         var err = 0.0
         var cos = 0.0
-        var kept = 0.0
-        var merged = 0.0
-        var text = ModalityRecall()
-        var image = ModalityRecall()
         for i in 0..<n {
             var diff = 0.0
             var normF = 0.0
@@ -96,38 +103,55 @@ enum Fidelity {
             }
             err += normF > 0 ? (diff / normF).squareRoot() : (diff > 0 ? 1 : 0)
             cos += normF > 0 && normC > 0 ? dot / (normF * normC).squareRoot() : (normF == normC ? 1 : 0)
-            f.weights.withUnsafeBufferPointer { all in
-                let weights = UnsafeBufferPointer(rebasing: all[(i * L)..<((i + 1) * L)])
-                let share = massShares(weights, slotOf: head.slotOf, position: head.position)
-                kept += share.kept
-                merged += share.merged
-                text.add(weights, head.slotOf, modality, text: true)
-                image.add(weights, head.slotOf, modality, text: false)
-            }
+        }
+        var r = recall(f.weights, queries: n, classes: classes, workspace: workspace)
+        r.outputError = err / Double(max(n, 1))
+        r.outputCosine = cos / Double(max(n, 1))
+        return r
+    }
+
+    /// Mass recall from a fixed distribution over positions (the accumulated attention).
+    static func measure(scores: [Float], classes: [UInt8], workspace: Workspace) -> HeadFidelity {
+        let total = scores.reduce(0.0) { $0 + Double($1) }
+        // One query in lane 0 of the attention's weight layout.
+        var weights = [Double](repeating: 0, count: scores.count * Int(LOOKM_ATTENTION_LANES))
+        for (t, s) in scores.enumerated() {
+            weights[t * Int(LOOKM_ATTENTION_LANES)] = total > 0 ? Double(s) / total : 0
+        }
+        return recall(weights, queries: 1, classes: classes, workspace: workspace)
+    }
+
+    /// Recall averaged over `n` queries' weights (lookm_attention_f64's layout); the output
+    /// metrics are left nil.
+    private static func recall(_ weights: [Double], queries n: Int, classes: [UInt8], workspace: Workspace)
+        -> HeadFidelity
+    {
+        let k = Int(LOOKM_RECALL_SUMS)
+        let sums = workspace.doubles(.recallSums, n * k)
+        weights.withUnsafeBufferPointer { w in
+            lookm_recall_sums(w.baseAddress, n, classes.count, classes, sums.baseAddress)
+        }
+        var kept = 0.0
+        var merged = 0.0
+        var text = ModalityRecall()
+        var image = ModalityRecall()
+        for i in 0..<n {
+            kept += sums[i * k]
+            merged += sums[i * k + 1]
+            text.add(mass: sums[i * k + 2], recalled: sums[i * k + 3])
+            image.add(mass: sums[i * k + 4], recalled: sums[i * k + 5])
         }
         let m = Double(max(n, 1))
         return HeadFidelity(
-            outputError: err / m, outputCosine: cos / m, recallKept: kept / m, recallMerged: merged / m,
+            outputError: nil, outputCosine: nil, recallKept: kept / m, recallMerged: merged / m,
             recallText: text.mean, recallImage: image.mean)
-    }
-
-    private static func doubles(_ values: [Float], workspace: Workspace) -> UnsafeBufferPointer<Double> {
-        let q = workspace.doubles(.queries, values.count)
-        for i in values.indices { q[i] = Double(values[i]) }
-        return UnsafeBufferPointer(rebasing: q[0..<values.count])
     }
 
     /// Mean over queries of the recalled share of the attention mass on one modality class.
     struct ModalityRecall {
         private var sum = 0.0, count = 0
 
-        mutating func add<W: Collection<Double>>(_ weights: W, _ slotOf: [Int32], _ modality: [Modality], text: Bool) {
-            var mass = 0.0
-            var recalled = 0.0
-            for (t, w) in weights.enumerated() where t < modality.count && (modality[t] == .text) == text {
-                mass += w
-                if slotOf[t] >= 0 { recalled += w }
-            }
+        mutating func add(mass: Double, recalled: Double) {
             if mass > 0 {
                 sum += recalled / mass
                 count += 1
@@ -137,65 +161,26 @@ enum Fidelity {
         var mean: Double? { count > 0 ? sum / Double(count) : nil }
     }
 
-    /// Mass recall from a fixed distribution over positions (the accumulated attention).
-    static func measure(scores: [Float], head: CompressedHead, modality: [Modality]) -> HeadFidelity {
-        let total = scores.reduce(0.0) { $0 + Double($1) }
-        let weights = scores.map { total > 0 ? Double($0) / total : 0 }
-        let share = massShares(weights, slotOf: head.slotOf, position: head.position)
-        var text = ModalityRecall()
-        var image = ModalityRecall()
-        text.add(weights, head.slotOf, modality, text: true)
-        image.add(weights, head.slotOf, modality, text: false)
-        return HeadFidelity(
-            outputError: nil, outputCosine: nil, recallKept: share.kept, recallMerged: share.merged,
-            recallText: text.mean, recallImage: image.mean)
-    }
-
-    /// Splits attention weights over positions into kept (own slot), merged (a pivot's slot), dropped.
-    static func massShares<W: Collection<Double>>(_ weights: W, slotOf: [Int32], position: [Int32]) -> (
-        kept: Double, merged: Double
-    ) {
-        var kept = 0.0
-        var merged = 0.0
-        for (t, w) in weights.enumerated() where t < slotOf.count {
-            let slot = Int(slotOf[t])
-            guard slot >= 0 else { continue }
-            if Int(position[slot]) == t { kept += w } else { merged += w }
-        }
-        return (kept, merged)
-    }
-
-    /// softmax(Q R^T * scale) V for `n` queries at once, in Double (CKernels' `lookm_scores_f64`
-    /// and `lookm_weighted_sum_f64`: every sum in order over its index, no fused multiply-add, so a
-    /// cache keeping everything measures exactly 0, and any CPU gives the same bits; against a
-    /// float64 NumPy computation the metrics agree to 1e-9 relative, Tests/python/test_report.py).
-    /// Row t is hidden from query i when its position exceeds `limits[i]` (causal prompt queries).
-    /// Weights `n x rows` and outputs `n x D` go to the given buffers.
+    /// softmax(Q R^T * scale) V of `queries` (`n x D`) at `positions` over `rows` in Double
+    /// (CKernels' `lookm_attention_f64`: the same bits on any CPU; against a float64 NumPy
+    /// computation the metrics agree to 1e-9 relative, Tests/python/test_report.py). Row t is
+    /// hidden from query i when its position exceeds `positions[i]` (causal prompt queries).
     private static func attention(
-        _ q: UnsafeBufferPointer<Double>, n: Int, _ rows: Rows, limits: [Int], D: Int, scale: Double,
-        weights w: UnsafeMutableBufferPointer<Double>, output out: UnsafeMutableBufferPointer<Double>
-    )
-        -> (output: UnsafeMutableBufferPointer<Double>, weights: UnsafeMutableBufferPointer<Double>)
-    {
+        _ queries: [Float], positions: [Int], _ rows: Rows, D: Int, scale: Double, workspace: Workspace,
+        weights: Workspace.DoubleSlot, output: Workspace.DoubleSlot
+    ) -> (weights: UnsafeMutableBufferPointer<Double>, output: UnsafeMutableBufferPointer<Double>) {
+        let n = positions.count
         let R = rows.positions.count
-        guard n > 0, R > 0 else {
-            for i in 0..<(n * D) { out[i] = 0 }
-            return (out, w)
-        }
-        lookm_scores_f64(q.baseAddress, n, rows.keys.baseAddress, R, D, scale, w.baseAddress)
-        for i in 0..<n {
-            var m = -Double.infinity
-            for t in 0..<R where rows.positions[t] <= limits[i] { m = max(m, w[i * R + t]) }
-            var total = 0.0
-            for t in 0..<R {
-                let e = rows.positions[t] <= limits[i] ? (w[i * R + t] - m).exp() : 0
-                w[i * R + t] = e
-                total += e
-            }
-            if total > 0 { for t in 0..<R { w[i * R + t] /= total } }
-        }
-        lookm_weighted_sum_f64(w.baseAddress, n, rows.values.baseAddress, R, D, out.baseAddress)
-        return (out, w)
+        let lanes = Int(LOOKM_ATTENTION_LANES)
+        let q = workspace.doubles(.queries, queries.count)
+        for i in queries.indices { q[i] = Double(queries[i]) }
+        let w = workspace.doubles(weights, (n + lanes - 1) / lanes * R * lanes)
+        let out = workspace.doubles(output, n * D)
+        let limit = positions.map(Int64.init)
+        lookm_attention_f64(
+            q.baseAddress, n, rows.keys.baseAddress, rows.values.baseAddress, R, D, scale, rows.positions, limit,
+            w.baseAddress, out.baseAddress)
+        return (w, out)
     }
 
     /// Relative L2 distance of each merged slot's key (and value) from its original row: how far
@@ -205,46 +190,13 @@ enum Fidelity {
     )
         -> (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
     {
-        var ks = 0.0
-        var km = 0.0
-        var vs = 0.0
-        var vm = 0.0
-        var n = 0
-        for j in head.position.indices where head.merged[j] > 0 {
-            let t = Int(head.position[j])
-            func rel(_ a: [Float], _ b: UnsafeBufferPointer<Float>) -> Double {
-                var diff = 0.0
-                var norm = 0.0
-                for d in 0..<D {
-                    let x = Double(b[t * D + d])
-                    let y = Double(a[j * D + d])
-                    diff += (y - x) * (y - x)
-                    norm += x * x
-                }
-                return norm > 0 ? (diff / norm).squareRoot() : diff.squareRoot()
-            }
-            let k = rel(head.keys, keys)
-            let v = rel(head.values, values)
-            ks += k
-            km = max(km, k)
-            vs += v
-            vm = max(vm, v)
-            n += 1
+        let slots = head.position.indices.filter { head.merged[$0] > 0 }.map(Int64.init)
+        let rows = slots.map { Int64(head.position[Int($0)]) }
+        func shifts(_ y: [Float], _ x: UnsafeBufferPointer<Float>) -> (sum: Double, max: Double) {
+            var out = [Double](repeating: 0, count: slots.count)
+            lookm_relative_shifts(y, slots, x.baseAddress, rows, slots.count, D, &out)
+            return (out.reduce(0, +), out.reduce(0, max))
         }
-        return ((ks, km), (vs, vm), n)
+        return (shifts(head.keys, keys), shifts(head.values, values), slots.count)
     }
 }
-
-extension Double {
-    fileprivate func exp() -> Double {
-        #if canImport(Glibc)
-            return Glibc.exp(self)
-        #else
-            return Foundation.exp(self)
-        #endif
-    }
-}
-
-#if canImport(Glibc)
-    import Glibc
-#endif

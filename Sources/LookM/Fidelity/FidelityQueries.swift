@@ -57,7 +57,7 @@ struct FidelityQueries {
         scale: Double, workspace: Workspace
     ) -> [Fidelity.Reference]? {
         guard source != .scores else { return nil }
-        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<(keys.count / D)))
+        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<Int64(keys.count / D)))
         return heads.map {
             Fidelity.reference(
                 queries: rows[$0], positions: positions, full: full, headDim: D, scale: scale, workspace: workspace)
@@ -70,17 +70,18 @@ struct FidelityQueries {
         heads: Range<Int>, reference: [Fidelity.Reference]?, headDim D: Int, scale: Double,
         compressed: CompressedHead, modality: [Modality], workspace: Workspace
     ) -> [HeadFidelity] {
+        let classes = Fidelity.rowClasses(head: compressed, modality: modality)
         guard let reference else {
-            return heads.map { Fidelity.measure(scores: scores[$0], head: compressed, modality: modality) }
+            return heads.map { Fidelity.measure(scores: scores[$0], classes: classes, workspace: workspace) }
         }
-        let positions = compressed.position.map(Int.init)
+        let positions = compressed.position.map(Int64.init)
         return compressed.keys.withUnsafeBufferPointer { kb in
             compressed.values.withUnsafeBufferPointer { vb in
                 let small = Fidelity.Rows(keys: kb, values: vb, positions: positions)
                 return zip(heads, reference).map { h, r in
                     Fidelity.measure(
                         queries: rows[h], positions: self.positions, reference: r, compressed: small, headDim: D,
-                        scale: scale, head: compressed, modality: modality, workspace: workspace)
+                        scale: scale, classes: classes, workspace: workspace)
                 }
             }
         }

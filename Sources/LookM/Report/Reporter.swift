@@ -1,3 +1,5 @@
+import Foundation
+
 /// `lookm report`: what a cache saved (from the cache alone) and, with its reference dump, what it
 /// cost (attention-output error, mass recall, merge shifts), streaming both files layer by layer.
 public enum Reporter {
@@ -149,11 +151,17 @@ public enum Reporter {
         keys: UnsafeBufferPointer<Float>, headDim D: Int, stored: ((Int, UnsafeBufferPointer<Float>) -> [Float])? = nil
     ) throws {
         for (j, p) in head.position.enumerated() where head.merged[j] == 0 {
-            let row = Int(p) * D
-            let expected = stored.map { $0(j, UnsafeBufferPointer(rebasing: keys[row..<(row + D)])) }
-            guard
-                (0..<D).allSatisfy({ head.keys[j * D + $0].bitPattern == (expected?[$0] ?? keys[row + $0]).bitPattern })
-            else {
+            let row = UnsafeBufferPointer(rebasing: keys[(Int(p) * D)..<(Int(p) * D + D)])
+            let same = head.keys.withUnsafeBufferPointer { kept in
+                let slot = UnsafeBufferPointer(rebasing: kept[(j * D)..<(j * D + D)])
+                func same(_ expected: UnsafeBufferPointer<Float>) -> Bool {
+                    guard let a = slot.baseAddress, let b = expected.baseAddress else { return true }  // D = 0
+                    return memcmp(a, b, D * MemoryLayout<Float>.size) == 0
+                }
+                guard let stored else { return same(row) }
+                return stored(j, row).withUnsafeBufferPointer(same)
+            }
+            guard same else {
                 throw LookMError.invalid(
                     dump, Layout.layer(i, .key),
                     "kv head \(g), position \(p) differs from the key the cache \(cache) kept there unmerged: "

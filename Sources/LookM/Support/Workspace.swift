@@ -24,6 +24,8 @@ final class Workspace: @unchecked Sendable {
         case queries
         /// Attention weights and outputs over the full prompt, and over the kept slots.
         case fullWeights, fullOutput, keptWeights, keptOutput
+        /// Per query, its weights' sums by row class (lookm_recall_sums).
+        case recallSums
     }
 
     /// Float buffer `slot`, at least `count` long; contents are unspecified.
