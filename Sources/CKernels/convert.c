@@ -133,3 +133,30 @@ size_t lookm_first_nonfinite_f32(const float *src, size_t n) {
     for (; i < n; i++) if ((s[i] & 0x7F800000u) == 0x7F800000u) return i;
     return n;
 }
+
+size_t lookm_first_nonfinite_u16(const uint16_t *src, size_t n, uint16_t exponent) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint32_t bad = 0;
+        for (size_t j = 0; j < 64; j++) bad |= ((src[i + j] & exponent) == exponent);
+        if (bad) break;
+    }
+    for (; i < n; i++) if ((src[i] & exponent) == exponent) return i;
+    return n;
+}
+
+size_t lookm_first_nonfinite_rows(lookm_rows x, size_t n) {
+    switch (x.type) {
+    case LOOKM_ROWS_F16: return lookm_first_nonfinite_u16(x.data, n, 0x7C00u);
+    case LOOKM_ROWS_BF16: return lookm_first_nonfinite_u16(x.data, n, 0x7F80u);
+    default: return lookm_first_nonfinite_f32(x.data, n);
+    }
+}
+
+void lookm_rows_to_f32(lookm_rows x, size_t first, size_t n, float *dst) {
+    switch (x.type) {
+    case LOOKM_ROWS_F16: lookm_f16_to_f32((const uint16_t *)x.data + first, dst, n); return;
+    case LOOKM_ROWS_BF16: lookm_bf16_to_f32((const uint16_t *)x.data + first, dst, n); return;
+    default: memcpy(dst, (const float *)x.data + first, n * sizeof(float)); return;
+    }
+}

@@ -94,8 +94,12 @@ double lookm_exp_nonpositive(double x) { return exp_nonpositive(x); }
     for (size_t t = 0; t < R; t++)                                                                   \
         for (int l = 0; l < LANES; l++) w[t * LANES + l] = w[t * LANES + l] / total[l];
 
-// Scores of one block: w[t*LANES + l] = scale * chain over d (qt is D x LANES, the block's queries
-// transposed, unused lanes 0).
+// Rows are taken ROWS at a time, converted to float32 when stored in 16 bits (exact), so that
+// a block of them stays in L1 while it is used.
+enum { ROWS = 16 };
+
+// Scores of R rows k (float32): w[t*LANES + l] = scale * chain over d (qt is D x LANES, the block's
+// queries transposed, unused lanes 0).
 #define SCORES_BODY                                                                                  \
     for (size_t t = 0; t < R; t++) {                                                                 \
         double acc[LANES] = {0};                                                                     \
@@ -107,57 +111,65 @@ double lookm_exp_nonpositive(double x) { return exp_nonpositive(x); }
         for (int l = 0; l < LANES; l++) w[t * LANES + l] = scale * acc[l];                           \
     }
 
-// out lanes (LANES x D) = weights (R x LANES) times v, one fma chain per element over t.
+// out (LANES x D) += the weights (R x LANES) times R rows v (float32), each element one fma chain
+// continued over t.
 #define SUM_BODY                                                                                     \
-    for (size_t d = 0; d < D; d++) {                                                                 \
-        double acc[LANES] = {0};                                                                     \
-        for (size_t t = 0; t < R; t++) {                                                             \
-            double vd = (double)v[t * D + d];                                                        \
-            for (int l = 0; l < LANES; l++) acc[l] = fma(w[t * LANES + l], vd, acc[l]);              \
-        }                                                                                            \
-        for (int l = 0; l < LANES; l++) out[l * D + d] = acc[l];                                     \
-    }
+    for (size_t t = 0; t < R; t++)                                                                   \
+        for (int l = 0; l < LANES; l++) {                                                            \
+            double x = w[t * LANES + l];                                                             \
+            double *o = out + l * D;                                                                 \
+            for (size_t d = 0; d < D; d++) o[d] = fma(x, (double)v[t * D + d], o[d]);                \
+        }
 
-typedef void (*block_fn)(const double *qt, const float *k, const float *v, size_t R, size_t D, double scale,
-                         const int64_t *pos, const int64_t *limit, double *w, double *out);
-
-static void block_scalar(const double *qt, const float *k, const float *v, size_t R, size_t D, double scale,
-                         const int64_t *pos, const int64_t *limit, double *w, double *out) {
+static void scores_scalar(const double *qt, const float *k, size_t R, size_t D, double scale, double *w,
+                          double *kd) {
+    (void)kd;
     SCORES_BODY
-    SOFTMAX_BODY
-    SUM_BODY
 }
+static void sum_scalar(const double *w, const float *v, size_t R, size_t D, double *out) { SUM_BODY }
+static void softmax_scalar(size_t R, const int64_t *pos, const int64_t *limit, double *w) { SOFTMAX_BODY }
+
+typedef struct {
+    void (*scores)(const double *qt, const float *k, size_t R, size_t D, double scale, double *w, double *kd);
+    void (*softmax)(size_t R, const int64_t *pos, const int64_t *limit, double *w);
+    void (*sum)(const double *w, const float *v, size_t R, size_t D, double *out);
+} path;
 
 #if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
 
-__attribute__((target("avx2,fma"))) static void block_avx2(const double *qt, const float *k, const float *v,
-                                                           size_t R, size_t D, double scale, const int64_t *pos,
-                                                           const int64_t *limit, double *w, double *out) {
+__attribute__((target("avx2,fma"))) static void scores_avx2(const double *qt, const float *k, size_t R, size_t D,
+                                                            double scale, double *w, double *kd) {
+    (void)kd;
     SCORES_BODY
-    SOFTMAX_BODY
+}
+__attribute__((target("avx2,fma"))) static void sum_avx2(const double *w, const float *v, size_t R, size_t D,
+                                                         double *out) {
     SUM_BODY
 }
+__attribute__((target("avx2,fma"))) static void softmax_avx2(size_t R, const int64_t *pos, const int64_t *limit,
+                                                             double *w) {
+    SOFTMAX_BODY
+}
 
-// AVX-512: the block's 8 lanes are one zmm. Scores take 8 rows at a time (8 independent chains
-// to cover the FMA latency; each row's chain is the same sequence as above), the rows widened to
-// double once into `kd` so that each FMA reads its key element as an embedded broadcast. The
-// weighted sum keeps 8 lanes x 16 channels in 16 zmm accumulators over all rows.
-#define SCORE_ROWS 16
+// AVX-512: the block's 8 lanes are one zmm. Scores take up to 16 rows at a time (16 independent
+// chains cover the FMA latency; each row's chain is the same sequence as above), widened to double
+// once into `kd` so that each FMA reads its key element as an embedded broadcast. The weighted sum
+// holds 8 lanes x 16 channels in 16 zmm accumulators while it runs over a block's rows.
 __attribute__((target("avx512f"))) static void scores_avx512(const double *qt, const float *k, size_t R, size_t D,
                                                              double scale, double *w, double *kd) {
     const __m512d s = _mm512_set1_pd(scale);
     size_t t = 0;
-    for (; t + SCORE_ROWS <= R; t += SCORE_ROWS) {
+    for (; t + ROWS <= R; t += ROWS) {
         const float *rows = k + t * D;
-        for (size_t i = 0; i < SCORE_ROWS * D; i++) kd[i] = (double)rows[i];
-        __m512d a[SCORE_ROWS];
-        for (int r = 0; r < SCORE_ROWS; r++) a[r] = _mm512_setzero_pd();
+        for (size_t i = 0; i < ROWS * D; i++) kd[i] = (double)rows[i];
+        __m512d a[ROWS];
+        for (int r = 0; r < ROWS; r++) a[r] = _mm512_setzero_pd();
         for (size_t d = 0; d < D; d++) {
             const __m512d q = _mm512_loadu_pd(qt + d * 8);
-            for (int r = 0; r < SCORE_ROWS; r++) a[r] = _mm512_fmadd_pd(q, _mm512_set1_pd(kd[r * D + d]), a[r]);
+            for (int r = 0; r < ROWS; r++) a[r] = _mm512_fmadd_pd(q, _mm512_set1_pd(kd[r * D + d]), a[r]);
         }
-        for (int r = 0; r < SCORE_ROWS; r++) _mm512_storeu_pd(w + (t + r) * 8, _mm512_mul_pd(s, a[r]));
+        for (int r = 0; r < ROWS; r++) _mm512_storeu_pd(w + (t + r) * 8, _mm512_mul_pd(s, a[r]));
     }
     for (; t < R; t++) {
         const float *row = k + t * D;
@@ -173,11 +185,13 @@ __attribute__((target("avx512f"))) static void sum_avx512(const double *w, const
     size_t d0 = 0;
     for (; d0 + 16 <= D; d0 += 16) {
         __m512d lo[8], hi[8];
-        for (int l = 0; l < 8; l++) lo[l] = hi[l] = _mm512_setzero_pd();
+        for (int l = 0; l < 8; l++) {
+            lo[l] = _mm512_loadu_pd(out + l * D + d0);
+            hi[l] = _mm512_loadu_pd(out + l * D + d0 + 8);
+        }
         for (size_t t = 0; t < R; t++) {
-            const __m512 row = _mm512_loadu_ps(v + t * D + d0);
-            const __m512d vl = _mm512_cvtps_pd(_mm512_castps512_ps256(row));
-            const __m512d vh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(row), 1)));
+            const __m512d vl = _mm512_cvtps_pd(_mm256_loadu_ps(v + t * D + d0));
+            const __m512d vh = _mm512_cvtps_pd(_mm256_loadu_ps(v + t * D + d0 + 8));
             const double *wt = w + t * 8;
             for (int l = 0; l < 8; l++) {
                 const __m512d x = _mm512_set1_pd(wt[l]);
@@ -191,10 +205,11 @@ __attribute__((target("avx512f"))) static void sum_avx512(const double *w, const
         }
     }
     for (; d0 < D; d0++) {
-        __m512d a = _mm512_setzero_pd();
+        double lanes[8];
+        for (int l = 0; l < 8; l++) lanes[l] = out[l * D + d0];
+        __m512d a = _mm512_loadu_pd(lanes);
         for (size_t t = 0; t < R; t++)
             a = _mm512_fmadd_pd(_mm512_loadu_pd(w + t * 8), _mm512_set1_pd((double)v[t * D + d0]), a);
-        double lanes[8];
         _mm512_storeu_pd(lanes, a);
         for (int l = 0; l < 8; l++) out[l * D + d0] = lanes[l];
     }
@@ -204,37 +219,37 @@ __attribute__((target("avx512f"))) static void softmax_avx512(size_t R, const in
                                                               double *w) {
     SOFTMAX_BODY
 }
-
-static void block_avx512(const double *qt, const float *k, const float *v, size_t R, size_t D, double scale,
-                         const int64_t *pos, const int64_t *limit, double *w, double *out) {
-    double *kd = malloc(D * SCORE_ROWS * sizeof(double));
-    if (kd == NULL) abort();
-    scores_avx512(qt, k, R, D, scale, w, kd);
-    free(kd);
-    softmax_avx512(R, pos, limit, w);
-    sum_avx512(w, v, R, D, out);
-}
 #endif
 
-static block_fn block_for_cpu(void) {
+static path path_for_cpu(void) {
 #if defined(__x86_64__) && defined(__clang__)
     switch (lookm_pivot_kernel_level()) {
     case 3:
-    case 2: return block_avx512;
-    case 1: return block_avx2;
+    case 2: return (path){scores_avx512, softmax_avx512, sum_avx512};
+    case 1: return (path){scores_avx2, softmax_avx2, sum_avx2};
     default: break;
     }
 #endif
-    return block_scalar;
+    return (path){scores_scalar, softmax_scalar, sum_scalar};
 }
 
-void lookm_attention_f64(const double *q, size_t n, const float *k, const float *v, size_t R, size_t D,
-                         double scale, const int64_t *pos, const int64_t *limit, double *w, double *out) {
+// Rows [t, t + count) of x as float32: in place, or converted into `scratch`.
+static const float *rows_f32(lookm_rows x, size_t t, size_t count, size_t D, float *scratch) {
+    if (x.type == LOOKM_ROWS_F32) return (const float *)x.data + t * D;
+    lookm_rows_to_f32(x, t * D, count * D, scratch);
+    return scratch;
+}
+
+void lookm_attention_f64(const double *q, size_t n, lookm_rows k, lookm_rows v, size_t R, size_t D, double scale,
+                         const int64_t *pos, const int64_t *limit, double *w, double *out) {
     if (n == 0) return;
-    block_fn block = block_for_cpu();
-    double *qt = malloc((D * LANES + LANES * D) * sizeof(double));
+    path p = path_for_cpu();
+    // The block's queries transposed (D x LANES), its outputs (LANES x D), ROWS rows in double
+    // and in float32.
+    double *qt = malloc((2 * D * LANES + ROWS * D) * sizeof(double) + ROWS * D * sizeof(float));
     if (qt == NULL) abort();
-    double *lanes = qt + D * LANES;
+    double *lanes = qt + D * LANES, *kd = lanes + D * LANES;
+    float *rows = (float *)(kd + ROWS * D);
     for (size_t b = 0; b * LANES < n; b++) {
         size_t m = n - b * LANES < LANES ? n - b * LANES : LANES;
         int64_t lim[LANES];
@@ -243,16 +258,20 @@ void lookm_attention_f64(const double *q, size_t n, const float *k, const float 
             for (size_t d = 0; d < D; d++) qt[d * LANES + l] = l < m ? q[(b * LANES + l) * D + d] : 0.0;
         }
         double *wb = w + b * R * LANES;
-        if (R == 0) {
-            memset(out + b * LANES * D, 0, m * D * sizeof(double));
-            continue;
+        for (size_t t = 0; t < R; t += ROWS) {
+            size_t c = R - t < ROWS ? R - t : ROWS;
+            p.scores(qt, rows_f32(k, t, c, D, rows), c, D, scale, wb + t * LANES, kd);
         }
-        block(qt, k, v, R, D, scale, pos, lim, wb, lanes);
+        if (R > 0) p.softmax(R, pos, lim, wb);
+        memset(lanes, 0, LANES * D * sizeof(double));
+        for (size_t t = 0; t < R; t += ROWS) {
+            size_t c = R - t < ROWS ? R - t : ROWS;
+            p.sum(wb + t * LANES, rows_f32(v, t, c, D, rows), c, D, lanes);
+        }
         memcpy(out + b * LANES * D, lanes, m * D * sizeof(double));
     }
     free(qt);
 }
-
 // Each sum adds its class's rows in row order. With AVX-512, the block's 8 lanes are one zmm and
 // each sum a masked add (rows outside the class leave it as it is, so the same bits).
 #define RECALL_BODY                                                                                  \
@@ -312,15 +331,19 @@ void lookm_recall_sums(const double *w, size_t n, size_t R, const uint8_t *cls, 
 
 // Shifts of 8 pairs at a time: each pair's two sums run over d in order (the same bits as one
 // pair at a time), 16 independent chains instead of 2.
-void lookm_relative_shifts(const float *y, const int64_t *ys, const float *x, const int64_t *xs, size_t count,
+void lookm_relative_shifts(const float *y, const int64_t *ys, lookm_rows x, const int64_t *xs, size_t count,
                            size_t D, double *out) {
+    float *rows = malloc(LANES * D * sizeof(float) + 1);
+    if (rows == NULL) abort();
     for (size_t c = 0; c < count; c += LANES) {
         size_t m = count - c < LANES ? count - c : LANES;
         double diff[LANES] = {0}, norm[LANES] = {0};
         const float *yr[LANES], *xr[LANES];
         for (size_t l = 0; l < LANES; l++) {
-            yr[l] = y + (size_t)ys[c + (l < m ? l : 0)] * D;  // unused lanes repeat the first pair
-            xr[l] = x + (size_t)xs[c + (l < m ? l : 0)] * D;
+            size_t i = c + (l < m ? l : 0);  // unused lanes repeat the first pair
+            yr[l] = y + (size_t)ys[i] * D;
+            xr[l] = rows + l * D;
+            lookm_rows_to_f32(x, (size_t)xs[i] * D, D, rows + l * D);
         }
         for (size_t d = 0; d < D; d++)
             for (int l = 0; l < LANES; l++) {
@@ -330,4 +353,5 @@ void lookm_relative_shifts(const float *y, const int64_t *ys, const float *x, co
             }
         for (size_t l = 0; l < m; l++) out[c + l] = norm[l] > 0 ? sqrt(diff[l] / norm[l]) : sqrt(diff[l]);
     }
+    free(rows);
 }

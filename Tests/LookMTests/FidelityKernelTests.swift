@@ -2,6 +2,8 @@ import CKernels
 import Foundation
 import Testing
 
+@testable import LookM
+
 /// The fidelity attention's own exp (`Sources/CKernels/fidelity.c`), which every code path shares:
 /// within 1 ulp of the C library's on normal results, exact where it must be, and its softmax
 /// weights summing to 1.
@@ -37,7 +39,11 @@ import Testing
         let lanes = Int(LOOKM_ATTENTION_LANES)
         var w = [Double](repeating: .nan, count: (n + lanes - 1) / lanes * R * lanes)
         var out = [Double](repeating: .nan, count: n * D)
-        lookm_attention_f64(q, n, k, v, R, D, 0.5, pos, limit, &w, &out)
+        k.withUnsafeBufferPointer { kb in
+            v.withUnsafeBufferPointer { vb in
+                lookm_attention_f64(q, n, lookm_rows(kb), lookm_rows(vb), R, D, 0.5, pos, limit, &w, &out)
+            }
+        }
         for i in 0..<n {
             let weights = (0..<R).map { w[((i / lanes) * R + $0) * lanes + i % lanes] }
             #expect(abs(weights.reduce(0, +) - 1) < 1e-14)

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 
@@ -21,8 +22,8 @@ import Testing
         let ws = Workspace()
         let f = keys.withUnsafeBufferPointer { k in
             values.withUnsafeBufferPointer { v in
-                let full = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2])
-                let same = Fidelity.Rows(keys: k, values: v, positions: [0, 1, 2])
+                let full = Fidelity.Rows(keys: lookm_rows(k), values: lookm_rows(v), positions: [0, 1, 2])
+                let same = Fidelity.Rows(keys: lookm_rows(k), values: lookm_rows(v), positions: [0, 1, 2])
                 let reference = Fidelity.reference(
                     queries: [0.3, -0.2, 1, 1], positions: [Int.max, 1], full: full, headDim: 2, scale: 0.7,
                     workspace: ws)

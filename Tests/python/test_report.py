@@ -213,3 +213,28 @@ def test_every_attention_kernel_path_reports_the_same_bits(lookm, tmp_path, kern
         assert run(*args, check=0, env=env).stdout == default, kernel
         sweep = ["sweep", dump, "--methods", "lookm,h2o", "--budgets", "0.2,0.5", "--format", "json"]
         assert run(*sweep, check=0, env=env).stdout == run(*sweep, check=0).stdout, kernel
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_a_non_finite_reference_is_named_exactly(lookm, tmp_path, dtype):
+    """Report reads the reference's keys and values as stored (no Float32 copy, CKernels'
+    lookm_rows) and checks them there: NaN and infinity are named with their head, row and column as
+    compress names them, for every element type a dump may hold."""
+    dump = synth(tmp_path / "d.h5", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--head-dim", "16",
+                 "--images", "1", "--image-tokens", "40", "--text-tokens", "20", "--probes", "3", "--dtype", dtype)
+    cache = tmp_path / "c.h5"
+    run("compress", dump, "-o", cache, "--budget", "0.5", check=0)
+    bad = {"float16": np.float16, "float32": np.float32}
+    for name, index, value, words in [("key", (1, 3, 2), np.nan, "NaN at head 1, row 3, column 2"),
+                                      ("value", (0, 31, 15), np.inf, "infinity at head 0, row 31, column 15")]:
+        broken = tmp_path / f"{name}.h5"
+        broken.write_bytes(dump.read_bytes())
+        with h5py.File(broken, "r+") as f:
+            ds = f[f"layers/1/{name}"]
+            if dtype == "bfloat16":
+                ds[index] = 0x7FC0 if np.isnan(value) else 0x7F80
+            else:
+                ds[index] = bad[dtype](value)
+        p = run("report", cache, "--reference", broken, "--format", "json")
+        assert p.returncode == 3, p.stderr.decode()
+        assert f"/layers/1/{name}" in p.stderr.decode() and words in p.stderr.decode(), p.stderr.decode()

@@ -25,6 +25,18 @@ size_t lookm_first_nonfinite_f32(const float *src, size_t n);
 
 /// 1 when the F16C path is in use (for diagnostics and benchmarks).
 int lookm_has_f16c(void);
+
+/// Rows of a tensor as stored: float32, or the 16-bit bits of float16 or bfloat16.
+enum { LOOKM_ROWS_F32 = 0, LOOKM_ROWS_F16 = 1, LOOKM_ROWS_BF16 = 2 };
+typedef struct {
+    const void *data;
+    int32_t type;
+} lookm_rows;
+
+/// Index of the first NaN or infinite element of x's first n elements, or n.
+size_t lookm_first_nonfinite_rows(lookm_rows x, size_t n);
+/// Elements [first, first + n) of x as float32 (exact).
+void lookm_rows_to_f32(lookm_rows x, size_t first, size_t n, float *dst);
 #endif
 
 #ifndef LOOKM_CKERNELS_SOFTMAX
@@ -170,11 +182,11 @@ void lookm_int_group(const float *x, size_t n, float max_code, int kind, uint8_t
 #define LOOKM_ATTENTION_LANES 8
 
 /// softmax(q K^T * scale) V for n queries (q: n x D, float32 values widened to double) over R rows
-/// (k, v: R x D). Query i sees row t when pos[t] <= limit[i]; rows it does not see weigh 0.
+/// (k, v: R x D, as stored: widened as they are read). Query i sees row t when pos[t] <= limit[i]; rows it does not see weigh 0.
 /// w (ceil(n / LANES) * R * LANES doubles) receives the weights, query i's on row t at
 /// w[((i / LANES) * R + t) * LANES + i % LANES]; out (n x D) the outputs.
-void lookm_attention_f64(const double *q, size_t n, const float *k, const float *v, size_t R, size_t D,
-                         double scale, const int64_t *pos, const int64_t *limit, double *w, double *out);
+void lookm_attention_f64(const double *q, size_t n, lookm_rows k, lookm_rows v, size_t R, size_t D, double scale,
+                         const int64_t *pos, const int64_t *limit, double *w, double *out);
 
 /// e^x for x <= 0, as the attention above computes it (fidelity.c): for tests.
 double lookm_exp_nonpositive(double x);
@@ -194,7 +206,8 @@ enum {
 void lookm_recall_sums(const double *w, size_t n, size_t R, const uint8_t *cls, double *sums);
 
 /// out[c] = |y_c - x_c| / |x_c| (|y_c - x_c| where x_c is 0) in double, for the rows y_c = y[ys[c]*D ..]
-/// and x_c = x[xs[c]*D ..], c < count; each sum over d in order (report's key and value shifts).
-void lookm_relative_shifts(const float *y, const int64_t *ys, const float *x, const int64_t *xs, size_t count,
+/// and x_c = x[xs[c]*D ..] (as stored), c < count; each sum over d in order (report's key and value
+/// shifts).
+void lookm_relative_shifts(const float *y, const int64_t *ys, lookm_rows x, const int64_t *xs, size_t count,
                            size_t D, double *out);
 #endif

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Storage for one layer's raw keys and values, reused from layer to layer (a fresh allocation per
@@ -42,6 +43,18 @@ final class LayerInput: @unchecked Sendable {
     /// Kv head `g`'s values, as `keys(head:_:)` does, in the value slot.
     func values(head g: Int, _ ws: Workspace) throws -> UnsafeBufferPointer<Float> {
         try floats(value, valueRaw, head: g, into: ws.floats(.headValues, value.rows * value.rowLength))
+    }
+
+    /// Kv head `g`'s keys as stored, checked for NaN and infinity, for kernels that widen the
+    /// elements as they read them (fidelity): no Float32 copy, except of a float64 dump's (converted
+    /// in `ws`'s key slot as `keys(head:_:)` does). Valid while the layer's raw buffers are.
+    func keyRows(head g: Int, _ ws: Workspace) throws -> lookm_rows {
+        try key.rows(try keyRaw.head(g), head: g) ?? lookm_rows(try keys(head: g, ws))
+    }
+
+    /// Kv head `g`'s values, as `keyRows(head:_:)` gives the keys.
+    func valueRows(head g: Int, _ ws: Workspace) throws -> lookm_rows {
+        try value.rows(try valueRaw.head(g), head: g) ?? lookm_rows(try values(head: g, ws))
     }
 
     /// Reads kv head `g`'s keys and values (HDF5: the calling thread must own HDF5).

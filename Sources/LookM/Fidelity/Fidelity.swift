@@ -35,10 +35,10 @@ enum Fidelity {
     /// Per query head of kv head `g`: `queries` are `n x D` rows with their positions (`Int.max`
     /// for probes, which see everything); `keys`/`values` the full prompt; the `slot` arrays the
     /// compressed head. `scoreShare` replaces queries with a fixed distribution (attn_score).
-    /// A kv head's rows (float32, widened to Double as the kernels read them) and their positions.
+    /// A kv head's rows (as stored, widened to Double as the kernels read them) and their positions.
     struct Rows {
-        let keys: UnsafeBufferPointer<Float>
-        let values: UnsafeBufferPointer<Float>
+        let keys: lookm_rows
+        let values: lookm_rows
         let positions: [Int64]
     }
 
@@ -178,25 +178,28 @@ enum Fidelity {
         let out = workspace.doubles(output, n * D)
         let limit = positions.map(Int64.init)
         lookm_attention_f64(
-            q.baseAddress, n, rows.keys.baseAddress, rows.values.baseAddress, R, D, scale, rows.positions, limit,
-            w.baseAddress, out.baseAddress)
+            q.baseAddress, n, rows.keys, rows.values, R, D, scale, rows.positions, limit, w.baseAddress,
+            out.baseAddress)
         return (w, out)
     }
 
     /// Relative L2 distance of each merged slot's key (and value) from its original row: how far
     /// merging moved it. Returns (sum, max, count) for keys and values.
-    static func shift(
-        head: CompressedHead, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, D: Int
-    )
+    static func shift(head: CompressedHead, keys: lookm_rows, values: lookm_rows, D: Int)
         -> (key: (sum: Double, max: Double), value: (sum: Double, max: Double), count: Int)
     {
         let slots = head.position.indices.filter { head.merged[$0] > 0 }.map(Int64.init)
         let rows = slots.map { Int64(head.position[Int($0)]) }
-        func shifts(_ y: [Float], _ x: UnsafeBufferPointer<Float>) -> (sum: Double, max: Double) {
+        func shifts(_ y: [Float], _ x: lookm_rows) -> (sum: Double, max: Double) {
             var out = [Double](repeating: 0, count: slots.count)
-            lookm_relative_shifts(y, slots, x.baseAddress, rows, slots.count, D, &out)
+            lookm_relative_shifts(y, slots, x, rows, slots.count, D, &out)
             return (out.reduce(0, +), out.reduce(0, max))
         }
         return (shifts(head.keys, keys), shifts(head.values, values), slots.count)
     }
+}
+
+extension lookm_rows {
+    /// Float32 rows.
+    init(_ floats: UnsafeBufferPointer<Float>) { self.init(data: floats.baseAddress, type: Int32(LOOKM_ROWS_F32)) }
 }

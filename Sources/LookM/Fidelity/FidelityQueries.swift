@@ -1,3 +1,5 @@
+import CKernels
+
 /// The queries fidelity is measured with, per query head: `probe_query` (decode-time queries, see
 /// every prompt position), else the last prompt queries of `query` (causal), else none (mass
 /// recall then comes from `attn_score`).
@@ -50,14 +52,14 @@ struct FidelityQueries {
         )
     }
 
-    /// The full-prompt attention of every query head of kv head `g` (`heads`); nil when fidelity
-    /// comes from `attn_score`.
+    /// The full-prompt attention of every query head of kv head `g` (`heads`) over its `length`
+    /// rows; nil when fidelity comes from `attn_score`.
     func reference(
-        heads: Range<Int>, keys: UnsafeBufferPointer<Float>, values: UnsafeBufferPointer<Float>, headDim D: Int,
-        scale: Double, workspace: Workspace
+        heads: Range<Int>, keys: lookm_rows, values: lookm_rows, length: Int, headDim D: Int, scale: Double,
+        workspace: Workspace
     ) -> [Fidelity.Reference]? {
         guard source != .scores else { return nil }
-        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<Int64(keys.count / D)))
+        let full = Fidelity.Rows(keys: keys, values: values, positions: Array(0..<Int64(length)))
         return heads.map {
             Fidelity.reference(
                 queries: rows[$0], positions: positions, full: full, headDim: D, scale: scale, workspace: workspace)
@@ -77,7 +79,7 @@ struct FidelityQueries {
         let positions = compressed.position.map(Int64.init)
         return compressed.keys.withUnsafeBufferPointer { kb in
             compressed.values.withUnsafeBufferPointer { vb in
-                let small = Fidelity.Rows(keys: kb, values: vb, positions: positions)
+                let small = Fidelity.Rows(keys: lookm_rows(kb), values: lookm_rows(vb), positions: positions)
                 return zip(heads, reference).map { h, r in
                     Fidelity.measure(
                         queries: rows[h], positions: self.positions, reference: r, compressed: small, headDim: D,

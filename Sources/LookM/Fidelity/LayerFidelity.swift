@@ -1,3 +1,5 @@
+import CKernels
+
 /// Fidelity of one layer, every kv head in parallel: the dump's full-prompt attention (the
 /// reference) and a compressed layer's against it. What report (a cache from a file) and sweep
 /// (settings computed in memory) share.
@@ -12,11 +14,10 @@ enum LayerFidelity {
         let group = s.groupSize
         return try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker in
             let ws = workspaces[worker]
-            let k = try input.keys(head: g, ws)
-            let v = try input.values(head: g, ws)
             return queries.reference(
-                heads: g * group..<(g + 1) * group, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws
-            )
+                heads: g * group..<(g + 1) * group, keys: try input.keyRows(head: g, ws),
+                values: try input.valueRows(head: g, ws), length: s.seqLen, headDim: D, scale: dump.attnScale,
+                workspace: ws)
         }
     }
 
@@ -25,7 +26,7 @@ enum LayerFidelity {
     static func measure(
         layer i: Int, input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
         heads: [CompressedHead], dump: DumpReader, workspaces: [Workspace], into acc: inout FidelityAccumulator,
-        check: (@Sendable (Int, CompressedHead, UnsafeBufferPointer<Float>) throws -> Void)? = nil
+        check: (@Sendable (Int, CompressedHead, lookm_rows) throws -> Void)? = nil
     ) throws {
         let results = try compute(
             input: input, queries: queries, references: references, heads: heads, dump: dump, workspaces: workspaces,
@@ -40,13 +41,14 @@ enum LayerFidelity {
     )
 
     /// `measure` without the accumulator, for a caller that runs it in the background (report).
-    /// `released(g)` is called once kv head `g`'s raw keys and values are converted: the thread
-    /// that owns HDF5 may then read the next layer's head `g` into the same buffers.
+    /// `released(g)` is called once kv head `g` is measured (its raw keys and values are read as
+    /// stored): the thread that owns HDF5 may then read the next layer's head `g` into the same
+    /// buffers.
     static func compute(
         input: LayerInput, queries: FidelityQueries, references: [[Fidelity.Reference]?]? = nil,
         heads: [CompressedHead], dump: DumpReader, workspaces: [Workspace],
         released: (@Sendable (Int) -> Void)? = nil,
-        check: (@Sendable (Int, CompressedHead, UnsafeBufferPointer<Float>) throws -> Void)? = nil
+        check: (@Sendable (Int, CompressedHead, lookm_rows) throws -> Void)? = nil
     ) throws -> [HeadResult] {
         let s = dump.shape
         let D = s.headDim
@@ -54,18 +56,15 @@ enum LayerFidelity {
         let scale = dump.attnScale
         return try Parallel.map(s.numKVHeads, threads: workspaces.count) { g, worker -> HeadResult in
             let ws = workspaces[worker]
-            let k: UnsafeBufferPointer<Float>
-            let v: UnsafeBufferPointer<Float>
-            do {
-                defer { released?(g) }
-                k = try input.keys(head: g, ws)
-                v = try input.values(head: g, ws)
-            }
+            defer { released?(g) }
+            let k = try input.keyRows(head: g, ws)
+            let v = try input.valueRows(head: g, ws)
             try check?(g, heads[g], k)
             let queryHeads = g * group..<(g + 1) * group
             let reference =
                 references?[g]
-                ?? queries.reference(heads: queryHeads, keys: k, values: v, headDim: D, scale: scale, workspace: ws)
+                ?? queries.reference(
+                    heads: queryHeads, keys: k, values: v, length: s.seqLen, headDim: D, scale: scale, workspace: ws)
             let perQuery = queries.measure(
                 heads: queryHeads, reference: reference, headDim: D, scale: scale,
                 compressed: heads[g], modality: dump.tokens.modality, workspace: ws)

@@ -118,14 +118,37 @@ final class TensorReader {
         guard n > 0 else { return }
         ElementConversion.toFloat(raw, element.type, out.baseAddress!, n)
         let bad = lookm_first_nonfinite_f32(out.baseAddress!, n)
-        if bad < n {
-            let row = firstRow + bad / rowLength
-            let what = out[bad].isNaN ? "NaN" : "infinity"
-            let at =
-                shape.count > 2
-                ? "head \(head), row \(row), column \(bad % rowLength)" : "head \(head), position \(row)"
-            throw dataset.site.error(dataset.path, "\(what) at \(at)")
+        if bad < n { throw nonFinite(out[bad], at: bad, head: head, firstRow: firstRow) }
+    }
+
+    /// Head `head` as stored in `raw`, checked for NaN and infinity as `convert` checks it, for
+    /// kernels that widen elements as they read them (CKernels' `lookm_rows`); nil for float64,
+    /// which must be rounded to Float32 first (`convert`).
+    func rows(_ raw: UnsafeRawPointer, head: Int) throws -> lookm_rows? {
+        let type: Int32
+        switch element.type {
+        case .float16: type = Int32(LOOKM_ROWS_F16)
+        case .bfloat16: type = Int32(LOOKM_ROWS_BF16)
+        case .float32: type = Int32(LOOKM_ROWS_F32)
+        case .float64: return nil
         }
+        let x = lookm_rows(data: raw, type: type)
+        let n = rows * rowLength
+        let bad = lookm_first_nonfinite_rows(x, n)
+        if bad < n {
+            var value: Float = 0
+            lookm_rows_to_f32(x, bad, 1, &value)
+            throw nonFinite(value, at: bad, head: head, firstRow: 0)
+        }
+        return x
+    }
+
+    private func nonFinite(_ value: Float, at bad: Int, head: Int, firstRow: Int) -> LookMError {
+        let row = firstRow + bad / rowLength
+        let what = value.isNaN ? "NaN" : "infinity"
+        let at =
+            shape.count > 2 ? "head \(head), row \(row), column \(bad % rowLength)" : "head \(head), position \(row)"
+        return dataset.site.error(dataset.path, "\(what) at \(at)")
     }
 
     /// Reads rows `rows` of head `head` into `out` (count = rows.count * rowLength) as Float32.
@@ -141,11 +164,13 @@ final class TensorReader {
         try convert(raw, head: head, firstRow: r.lowerBound, into: UnsafeMutableBufferPointer(rebasing: out[0..<n]))
     }
 
-    /// Convenience for small tensors and tests: one head as a new array.
+    /// One head as a new array (report reads a cache so; tests).
     func read(head: Int) throws -> [Float] {
-        var out = [Float](repeating: 0, count: rows * rowLength)
-        try out.withUnsafeMutableBufferPointer { try read(head: head, into: $0) }
-        return out
+        // Not zero-filled first: every element is written (a cache's layer is 13 MiB of them).
+        try [Float](unsafeUninitializedCapacity: rows * rowLength) { out, count in
+            try read(head: head, into: out)
+            count = out.count
+        }
     }
 }
 

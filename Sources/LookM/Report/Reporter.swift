@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// `lookm report`: what a cache saved (from the cache alone) and, with its reference dump, what it
@@ -126,7 +127,7 @@ public enum Reporter {
 
     /// `requireSource` for kv head g of layer `i`, as the workers call it.
     private static func sourceCheck(cache: CacheReader, dump: DumpReader, layer i: Int, quantised: [QuantisedHead?])
-        -> @Sendable (Int, CompressedHead, UnsafeBufferPointer<Float>) throws -> Void
+        -> @Sendable (Int, CompressedHead, lookm_rows) throws -> Void
     {
         let (cacheName, recorded, dumpName) = (cache.name, cache.source, dump.name)
         let (quant, type, D) = (cache.quant, cache.elementType, cache.shape.headDim)
@@ -148,18 +149,21 @@ public enum Reporter {
     /// there, and its fidelity numbers would be meaningless.
     static func requireSource(
         cache: String, recorded: SourceInfo, dump: String, layer i: Int, kvHead g: Int, head: CompressedHead,
-        keys: UnsafeBufferPointer<Float>, headDim D: Int, stored: ((Int, UnsafeBufferPointer<Float>) -> [Float])? = nil
+        keys: lookm_rows, headDim D: Int, stored: ((Int, UnsafeBufferPointer<Float>) -> [Float])? = nil
     ) throws {
+        var dumpRow = [Float](repeating: 0, count: D)
         for (j, p) in head.position.enumerated() where head.merged[j] == 0 {
-            let row = UnsafeBufferPointer(rebasing: keys[(Int(p) * D)..<(Int(p) * D + D)])
+            lookm_rows_to_f32(keys, Int(p) * D, D, &dumpRow)
             let same = head.keys.withUnsafeBufferPointer { kept in
                 let slot = UnsafeBufferPointer(rebasing: kept[(j * D)..<(j * D + D)])
                 func same(_ expected: UnsafeBufferPointer<Float>) -> Bool {
                     guard let a = slot.baseAddress, let b = expected.baseAddress else { return true }  // D = 0
                     return memcmp(a, b, D * MemoryLayout<Float>.size) == 0
                 }
-                guard let stored else { return same(row) }
-                return stored(j, row).withUnsafeBufferPointer(same)
+                return dumpRow.withUnsafeBufferPointer { row in
+                    guard let stored else { return same(row) }
+                    return stored(j, row).withUnsafeBufferPointer(same)
+                }
             }
             guard same else {
                 throw LookMError.invalid(

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A sweep layer computed head by head: each kv head's keys and values are converted once, its
 /// full-prompt attention (the fidelity reference) computed once, and then every setting selects,
 /// merges and is measured on them while they are hot in cache. Same arithmetic, in the same order
@@ -41,7 +43,8 @@ enum HeadwiseSweep {
             let v = try input.values(head: g, ws)
             let queryHeads = g * group..<(g + 1) * group
             let reference = queries.reference(
-                heads: queryHeads, keys: k, values: v, headDim: D, scale: dump.attnScale, workspace: ws)
+                heads: queryHeads, keys: lookm_rows(k), values: lookm_rows(v), length: s.seqLen, headDim: D,
+                scale: dump.attnScale, workspace: ws)
             return try compressors.indices.map { n -> HeadOutcome? in
                 guard copied[n] == nil else { return nil }
                 var head = try compressors[n].head(
@@ -53,7 +56,8 @@ enum HeadwiseSweep {
                     heads: queryHeads, reference: reference, headDim: D, scale: dump.attnScale,
                     compressed: head, modality: dump.tokens.modality, workspace: ws)
                 return HeadOutcome(
-                    fidelity: fidelity, shift: Fidelity.shift(head: head, keys: k, values: v, D: D),
+                    fidelity: fidelity,
+                    shift: Fidelity.shift(head: head, keys: lookm_rows(k), values: lookm_rows(v), D: D),
                     kept: head.position.count)
             }
         }
