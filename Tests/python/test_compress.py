@@ -539,13 +539,15 @@ def test_every_pivot_kernel_path_writes_the_same_cache(lookm, dumps, tmp_path, k
 
 
 def test_chunk_by_chunk_reads_give_the_same_cache_as_any_layout(lookm, dumps, tmp_path):
-    """Heads stored as unfiltered (1, rows, head_dim) chunks are read chunk by chunk (H5Dread_chunk,
-    Sources/LookM/HDF5/H5Dataset.swift); a partial last chunk, an unallocated chunk (fill value, read
-    through HDF5 instead), big-endian storage and a contiguous copy must all give the same cache."""
+    """Heads stored as (1, rows, head_dim) chunks are read chunk by chunk without HDF5
+    (Sources/LookM/HDF5/H5Dataset.swift, H5Dataset+ChunkDecode.swift: plain, zstd, shuffle + zstd);
+    a partial last chunk, an unallocated chunk (fill value, read through HDF5 instead), big-endian
+    storage, filters lookm leaves to HDF5 (shuffle alone, gzip) and a contiguous copy must all give
+    the same cache, for 2- and 4-byte elements."""
     src = dumps["float16"]
     compress(src, tmp_path / "base.h5", "--method", "lookm")
 
-    def relayout(name, chunks, dtype=None, skip_first_chunk=False):
+    def relayout(name, chunks, dtype=None, skip_first_chunk=False, **filters):
         out = tmp_path / f"{name}.h5"
         with h5py.File(src, "r") as f, h5py.File(out, "w") as g:
             for k, v in f.attrs.items():
@@ -557,7 +559,7 @@ def test_chunk_by_chunk_reads_give_the_same_cache_as_any_layout(lookm, dumps, tm
                 data = obj[()]
                 if path.split("/")[-1] in ("key", "value") and data.ndim == 3:
                     d = g.create_dataset(path, shape=data.shape, dtype=dtype or data.dtype,
-                                         chunks=chunks(data.shape) if chunks else None)
+                                         chunks=chunks(data.shape) if chunks else None, **filters)
                     if skip_first_chunk:  # leave chunk (0, 0, 0) unwritten; it must hold zeros anyway
                         r = chunks(data.shape)[1]
                         d[1:] = data[1:]
@@ -571,8 +573,13 @@ def test_chunk_by_chunk_reads_give_the_same_cache_as_any_layout(lookm, dumps, tm
             f.visititems(visit)
         return out
 
+    whole = lambda s: (1, s[1], s[2])  # noqa: E731
     cases = [relayout("partial", lambda s: (1, s[1] // 3 + 1, s[2])), relayout("contiguous", None),
-             relayout("bigendian", lambda s: (1, 32, s[2]), dtype=">f2")]
+             relayout("bigendian", lambda s: (1, 32, s[2]), dtype=">f2"),
+             relayout("zstd", whole, **hdf5plugin.Zstd()),
+             relayout("shuffle-zstd", lambda s: (1, s[1] // 3 + 1, s[2]), shuffle=True, **hdf5plugin.Zstd()),
+             relayout("bigendian-zstd", whole, dtype=">f2", shuffle=True, **hdf5plugin.Zstd()),
+             relayout("shuffle", whole, shuffle=True), relayout("gzip", whole, compression="gzip")]
     for dump in cases:
         compress(dump, tmp_path / f"c-{dump.stem}.h5", "--method", "lookm")
         with h5py.File(tmp_path / f"c-{dump.stem}.h5", "r") as a, h5py.File(tmp_path / "base.h5", "r") as b:
@@ -588,6 +595,14 @@ def test_chunk_by_chunk_reads_give_the_same_cache_as_any_layout(lookm, dumps, tm
     hole = relayout("hole", lambda s: (1, 32, s[2]), skip_first_chunk=True)
     with h5py.File(hole, "r") as f:
         assert f["layers/0/key"].id.get_num_chunks() < f["layers/0/key"].shape[0] * -(-f["layers/0/key"].shape[1] // 32)
+    # 4-byte elements: plain and shuffled + zstd chunks read alike.
+    compress(relayout("f32", whole, dtype="<f4"), tmp_path / "c-f32.h5", "--method", "lookm")
+    compress(relayout("f32-zstd", whole, dtype="<f4", shuffle=True, **hdf5plugin.Zstd()), tmp_path / "c-f32z.h5",
+             "--method", "lookm")
+    with h5py.File(tmp_path / "c-f32.h5", "r") as a, h5py.File(tmp_path / "c-f32z.h5", "r") as b:
+        for layer in range(2):
+            for k in ("key", "value", "position"):
+                assert np.array_equal(a[f"layers/{layer}/{k}"][()], b[f"layers/{layer}/{k}"][()])
     compress(zeroed, tmp_path / "cz.h5", "--method", "lookm")
     compress(hole, tmp_path / "ch.h5", "--method", "lookm")
     with h5py.File(tmp_path / "cz.h5", "r") as a, h5py.File(tmp_path / "ch.h5", "r") as b:

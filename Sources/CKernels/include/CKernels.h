@@ -56,6 +56,8 @@ int lookm_fix_mmap_threshold(size_t bytes);
 #define LOOKM_CKERNELS_SHUFFLE
 /* HDF5's shuffle filter on n elements of elem bytes (src and dst do not overlap). */
 void lookm_shuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem);
+/* Its inverse: n elements of elem bytes gathered back from their byte planes. */
+void lookm_unshuffle(const uint8_t *src, uint8_t *dst, size_t n, size_t elem);
 #endif
 
 #ifndef LOOKM_CKERNELS_SIMILARITY

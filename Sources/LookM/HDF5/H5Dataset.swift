@@ -1,4 +1,5 @@
 import CHDF5
+import CZstd
 
 #if canImport(Glibc)
     import Glibc
@@ -245,23 +246,33 @@ final class H5Dataset {
             H5Dread(handle.id, memoryType, memSpace.id, fileSpace.id, h5_default(), buffer), path, "reading data")
     }
 
-    /// One stored chunk of a head, to copy as it is: `bytes` at `offset` in the file to byte `to`
-    /// of the head.
+    /// One stored chunk of a head: `stored` bytes at `offset` in the file that decode
+    /// (H5Dataset+ChunkDecode.swift) to `bytes` at byte `to` of the head.
     struct ChunkCopy: Sendable {
         let descriptor: Int32
         let offset: Int
+        let stored: Int
         let bytes: Int
         let to: Int
+        let filters: Filters
+
+        /// The filter pipelines read without HDF5: none (a plain copy), zstd, and shuffle then zstd
+        /// (what lookm and h5py with hdf5plugin write).
+        enum Filters: Sendable {
+            case none, zstd
+            case shuffledZstd(elementSize: Int)
+        }
     }
 
-    /// Where head `head`'s whole chunks lie in the file, when reading them is a plain copy:
-    /// unfiltered chunks of one head's whole rows, stored exactly as `memoryType`, each allocated at
-    /// its full size inside the file. `tail` is the rows past the last whole chunk (for `read`).
-    /// Nil (use `read`) when the dataset does not qualify or any chunk is unallocated or damaged:
-    /// a chunk is never trusted to fit the buffer or the file.
+    /// Where head `head`'s whole chunks lie in the file, when reading them needs no HDF5 call:
+    /// chunks of one head's whole rows, stored as `memoryType` (after the filters lookm decodes
+    /// itself, `ChunkCopy.Filters`), each allocated inside the file, plain ones at their full size.
+    /// `tail` is the rows past the last whole chunk (for `read`). Nil (use `read`) when the dataset
+    /// does not qualify or any chunk is unallocated, skipped a filter or is damaged: a chunk is
+    /// never trusted to fit the buffer or the file.
     func chunkCopies(head: Int, memoryType: hid_t) -> (copies: [ChunkCopy], tail: Range<Int>)? {
-        guard let chunk = chunkShape, filters.isEmpty, shape.count >= 2, chunk.count == shape.count, chunk[0] == 1,
-            chunk[1] > 0, chunk[2...] == shape[2...], H5Tequal(fileType.id, memoryType) > 0,
+        guard let chunk = chunkShape, let pipeline = chunkFilters, shape.count >= 2, chunk.count == shape.count,
+            chunk[0] == 1, chunk[1] > 0, chunk[2...] == shape[2...], H5Tequal(fileType.id, memoryType) > 0,
             let (descriptor, fileBytes) = file
         else { return nil }
         let rows = shape[1]
@@ -274,13 +285,19 @@ final class H5Dataset {
             var mask: UInt32 = 0
             var address: haddr_t = 0
             var stored: hsize_t = 0
+            // A filtered chunk larger than zstd's bound for its size cannot be a valid frame: HDF5 reports it.
+            let largest = pipeline.isPlain ? bytes : ZSTD_compressBound(bytes)
             guard H5Dget_chunk_info_by_coord(handle.id, at, &mask, &address, &stored) >= 0, mask == 0,
-                stored == hsize_t(bytes), address != haddr_t.max, address <= haddr_t(fileBytes - bytes)
+                pipeline.isPlain ? stored == hsize_t(bytes) : stored > 0 && stored <= hsize_t(largest),
+                address != haddr_t.max, address <= haddr_t(fileBytes), stored <= haddr_t(fileBytes) - address
             else {
                 H5Eclear2(h5e_default())
                 return nil
             }
-            copies.append(ChunkCopy(descriptor: descriptor, offset: Int(address), bytes: bytes, to: c * bytes))
+            copies.append(
+                ChunkCopy(
+                    descriptor: descriptor, offset: Int(address), stored: Int(stored), bytes: bytes, to: c * bytes,
+                    filters: pipeline))
         }
         return (copies, whole * chunk[1]..<rows)
     }
@@ -302,18 +319,30 @@ final class H5Dataset {
         return (raw.load(as: Int32.self), Int(size))
     }
 
-    /// Performs `copies` into the head at `base` with pread: no HDF5 call, so any thread may.
+    /// Performs `copies` into the head at `base` with pread, decoding filtered chunks: no HDF5
+    /// call, so any thread may.
     func copy(_ copies: [ChunkCopy], into base: UnsafeMutableRawPointer) throws {
         for c in copies {
-            var done = 0
-            while done < c.bytes {
-                let n = pread(c.descriptor, base + c.to + done, c.bytes - done, off_t(c.offset + done))
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else {
-                    throw site.error(path, "reading data: the file ends inside a chunk or cannot be read")
-                }
-                done += n
+            guard case .none = c.filters else {
+                let stored = UnsafeMutableRawPointer.allocate(byteCount: c.stored, alignment: 64)
+                defer { stored.deallocate() }
+                try read(c, into: stored)
+                try decode(c, stored, into: base + c.to)
+                continue
             }
+            try read(c, into: base + c.to)
+        }
+    }
+
+    private func read(_ c: ChunkCopy, into out: UnsafeMutableRawPointer) throws {
+        var done = 0
+        while done < c.stored {
+            let n = pread(c.descriptor, out + done, c.stored - done, off_t(c.offset + done))
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                throw site.error(path, "reading data: the file ends inside a chunk or cannot be read")
+            }
+            done += n
         }
     }
 
