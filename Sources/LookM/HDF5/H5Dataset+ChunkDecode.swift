@@ -36,7 +36,8 @@ extension H5Dataset {
         guard ZSTD_isError(n) == 0, n == c.bytes else {
             let why = ZSTD_isError(n) != 0 ? String(cString: ZSTD_getErrorName(n)) : "\(n) bytes"
             throw site.error(
-                path, "reading data: the zstd chunk at byte \(c.offset) does not decode to its \(c.bytes) bytes (\(why))")
+                path,
+                "reading data: the zstd chunk at byte \(c.offset) does not decode to its \(c.bytes) bytes (\(why))")
         }
     }
 }
