@@ -11,3 +11,12 @@ int lookm_fix_mmap_threshold(size_t bytes) {
     return 0;
 #endif
 }
+
+int lookm_fix_trim_threshold(size_t bytes) {
+#if defined(__GLIBC__)
+    return mallopt(M_TRIM_THRESHOLD, (int)bytes);
+#else
+    (void)bytes;
+    return 0;
+#endif
+}

@@ -50,6 +50,8 @@ void lookm_softmax_row_accumulate(const float *logits, size_t n, double *colsum,
 #define LOOKM_CKERNELS_MEMORY
 /// glibc: serve allocations of `bytes` or more by mmap, fixed (no dynamic raising). 1 on success.
 int lookm_fix_mmap_threshold(size_t bytes);
+/// glibc: keep up to `bytes` free at the top of the heap instead of returning it at once. 1 on success.
+int lookm_fix_trim_threshold(size_t bytes);
 #endif
 
 #ifndef LOOKM_CKERNELS_SHUFFLE
