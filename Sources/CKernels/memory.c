@@ -3,20 +3,12 @@
 #include <malloc.h>
 #endif
 
-int lookm_fix_mmap_threshold(size_t bytes) {
+int lookm_fix_malloc_thresholds(size_t mmap_bytes, size_t trim_bytes) {
 #if defined(__GLIBC__)
-    return mallopt(M_MMAP_THRESHOLD, (int)bytes);
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_bytes) && mallopt(M_TRIM_THRESHOLD, (int)trim_bytes);
 #else
-    (void)bytes;
-    return 0;
-#endif
-}
-
-int lookm_fix_trim_threshold(size_t bytes) {
-#if defined(__GLIBC__)
-    return mallopt(M_TRIM_THRESHOLD, (int)bytes);
-#else
-    (void)bytes;
+    (void)mmap_bytes;
+    (void)trim_bytes;
     return 0;
 #endif
 }

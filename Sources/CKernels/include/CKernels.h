@@ -48,10 +48,9 @@ void lookm_softmax_row_accumulate(const float *logits, size_t n, double *colsum,
 
 #ifndef LOOKM_CKERNELS_MEMORY
 #define LOOKM_CKERNELS_MEMORY
-/// glibc: serve allocations of `bytes` or more by mmap, fixed (no dynamic raising). 1 on success.
-int lookm_fix_mmap_threshold(size_t bytes);
-/// glibc: keep up to `bytes` free at the top of the heap instead of returning it at once. 1 on success.
-int lookm_fix_trim_threshold(size_t bytes);
+/// glibc: serve allocations of `mmap_bytes` or more by mmap, and keep up to `trim_bytes` free at the
+/// top of the heap, both fixed (no dynamic raising). 1 on success.
+int lookm_fix_malloc_thresholds(size_t mmap_bytes, size_t trim_bytes);
 #endif
 
 #ifndef LOOKM_CKERNELS_SHUFFLE
