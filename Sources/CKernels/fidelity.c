@@ -313,17 +313,17 @@ __attribute__((target("avx512f"))) static void recall_block_avx512(const double 
 }
 #endif
 
-void lookm_recall_sums(const double *w, size_t n, size_t R, const uint8_t *cls, double *sums) {
+void lookm_recall_sums(const double *w, size_t n, size_t R, size_t covered, const uint8_t *cls, double *sums) {
     for (size_t b = 0; b * LANES < n; b++) {
         size_t m = n - b * LANES < LANES ? n - b * LANES : LANES;
         double s[LOOKM_RECALL_SUMS][LANES] = {{0}};
         const double *wb = w + b * R * LANES;
 #if defined(__x86_64__) && defined(__clang__)
         if (lookm_pivot_kernel_level() >= 2)
-            recall_block_avx512(wb, R, cls, s);
+            recall_block_avx512(wb, covered, cls, s);
         else
 #endif
-            recall_block(wb, R, cls, s);
+            recall_block(wb, covered, cls, s);
         for (size_t l = 0; l < m; l++)
             for (int j = 0; j < LOOKM_RECALL_SUMS; j++) sums[(b * LANES + l) * LOOKM_RECALL_SUMS + j] = s[j][l];
     }

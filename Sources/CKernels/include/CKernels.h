@@ -204,9 +204,9 @@ enum {
 #define LOOKM_RECALL_SUMS 6
 
 /// Per query i < n, sums (in row order) of its weights w (laid out as lookm_attention_f64 writes
-/// them, over R rows) on the rows of each class: sums[i * 6 + j] for j = kept, merged, text,
-/// text kept or merged, image, image kept or merged.
-void lookm_recall_sums(const double *w, size_t n, size_t R, const uint8_t *cls, double *sums);
+/// them, over R rows) on the first `covered` rows of each class (cls): sums[i * 6 + j] for j =
+/// kept, merged, text, text kept or merged, image, image kept or merged.
+void lookm_recall_sums(const double *w, size_t n, size_t R, size_t covered, const uint8_t *cls, double *sums);
 
 /// out[c] = |y_c - x_c| / |x_c| (|y_c - x_c| where x_c is 0) in double, for the rows y_c = y[ys[c]*D ..]
 /// and x_c = x[xs[c]*D ..] (as stored), c < count; each sum over d in order (report's key and value

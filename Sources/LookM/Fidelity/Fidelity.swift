@@ -32,9 +32,6 @@ enum Fidelity {
     /// Prompt queries used when a dump has `query` but no `probe_query`.
     static let promptQueries = 16
 
-    /// Per query head of kv head `g`: `queries` are `n x D` rows with their positions (`Int.max`
-    /// for probes, which see everything); `keys`/`values` the full prompt; the `slot` arrays the
-    /// compressed head. `scoreShare` replaces queries with a fixed distribution (attn_score).
     /// A kv head's rows (as stored, widened to Double as the kernels read them) and their positions.
     struct Rows {
         let keys: lookm_rows
@@ -104,7 +101,7 @@ enum Fidelity {
             err += normF > 0 ? (diff / normF).squareRoot() : (diff > 0 ? 1 : 0)
             cos += normF > 0 && normC > 0 ? dot / (normF * normC).squareRoot() : (normF == normC ? 1 : 0)
         }
-        var r = recall(f.weights, queries: n, classes: classes, workspace: workspace)
+        var r = recall(f.weights, rows: f.rows, queries: n, classes: classes, workspace: workspace)
         r.outputError = err / Double(max(n, 1))
         r.outputCosine = cos / Double(max(n, 1))
         return r
@@ -118,18 +115,21 @@ enum Fidelity {
         for (t, s) in scores.enumerated() {
             weights[t * Int(LOOKM_ATTENTION_LANES)] = total > 0 ? Double(s) / total : 0
         }
-        return recall(weights, queries: 1, classes: classes, workspace: workspace)
+        return recall(weights, rows: scores.count, queries: 1, classes: classes, workspace: workspace)
     }
 
-    /// Recall averaged over `n` queries' weights (lookm_attention_f64's layout); the output
-    /// metrics are left nil.
-    private static func recall(_ weights: [Double], queries n: Int, classes: [UInt8], workspace: Workspace)
-        -> HeadFidelity
-    {
+    /// Recall averaged over `n` queries' weights on `rows` positions (lookm_attention_f64's
+    /// layout), over the positions both they and `classes` cover; the output metrics are left nil.
+    private static func recall(
+        _ weights: [Double], rows: Int, queries n: Int, classes: [UInt8], workspace: Workspace
+    ) -> HeadFidelity {
         let k = Int(LOOKM_RECALL_SUMS)
         let sums = workspace.doubles(.recallSums, n * k)
+        let covered = min(rows, classes.count)
         weights.withUnsafeBufferPointer { w in
-            lookm_recall_sums(w.baseAddress, n, classes.count, classes, sums.baseAddress)
+            classes.withUnsafeBufferPointer { c in
+                lookm_recall_sums(w.baseAddress, n, rows, covered, c.baseAddress, sums.baseAddress)
+            }
         }
         var kept = 0.0
         var merged = 0.0
