@@ -1,6 +1,7 @@
 """Reliability, second round: side outputs and batch mode never replace an input, a dump stays
 inside its own file, every size is bounded before it is allocated, and results that would be
 wrong are refused instead of reported. Each test names the attack it replays."""
+import io
 import json
 import os
 import random
@@ -575,3 +576,35 @@ def test_fuzz_structure_never_crashes_leaks_or_balloons(lookm, dump, other, tmp_
     assert all(code == 3 for (kind, code) in kinds if kind in ("external", "link", "virtual")), kinds
     no_temporaries(tmp_path)
     print(f"structural fuzz: {kinds}")
+
+
+def frame_of(n_elements, dtype, shuffle):
+    """A valid zstd frame (as h5py with hdf5plugin writes chunks) of n_elements, and its bytes."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        d = f.create_dataset("x", data=np.arange(n_elements, dtype=dtype), chunks=(n_elements,), shuffle=shuffle,
+                             **hdf5plugin.Zstd())
+        return d.id.read_direct_chunk((0,))[1]
+
+
+@pytest.mark.parametrize("rows", [3, 64], ids=["short", "long"])
+def test_a_valid_zstd_frame_of_the_wrong_size_is_refused(lookm, dump, cache, tmp_path, rows):
+    """lookm decodes zstd (and shuffle + zstd) chunks itself (Sources/LookM/HDF5/H5Dataset+ChunkDecode.swift):
+    a well-formed frame that decodes to fewer or more bytes than its chunk holds is an error naming the
+    dataset, for a dump (compress) and a cache (report), and no output is left."""
+    bad = copy(dump, tmp_path / "bad.h5")
+    with h5py.File(bad, "r+") as f:
+        key = f["layers/0/key"][...]
+        del f["layers/0/key"]
+        d = f.create_dataset("layers/0/key", data=key, chunks=(1,) + key.shape[1:], **hdf5plugin.Zstd())
+        d.id.write_direct_chunk((1, 0, 0), frame_of(rows * key.shape[2], key.dtype, False))
+    out = tmp_path / "out"
+    out.mkdir()
+    one_line(run("compress", bad, "-o", out / "c.h5"), 3, str(bad), "/layers/0/key")
+    assert os.listdir(out) == []
+    damaged = copy(cache, tmp_path / "cache.h5")
+    with h5py.File(damaged, "r+") as f:
+        value = f["layers/1/value"]
+        assert value.shuffle and value.chunks[0] == 1
+        value.id.write_direct_chunk((0, 0, 0), frame_of(rows * value.shape[2], value.dtype, True))
+    one_line(run("report", damaged, "--reference", dump), 3, str(damaged), "/layers/1/value")
