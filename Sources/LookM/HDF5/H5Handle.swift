@@ -45,10 +45,12 @@ struct H5Site: Sendable {
     }
 }
 
-/// Process-wide HDF5 set-up: silences HDF5's own error printing and registers the zstd filter.
+/// Process-wide HDF5 set-up: silences HDF5's own error printing and registers the zstd filter;
+/// with it, the allocator's policy and OpenBLAS's single thread, which every command wants too.
 public enum H5Library {
     private static let ready: Bool = {
         MemoryPolicy.configure()
+        BLAS.configure()
         h5_errors_off()
         return ZstdFilter.register()
     }()
