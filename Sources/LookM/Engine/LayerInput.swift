@@ -108,7 +108,7 @@ final class RawHeads: @unchecked Sendable {
         }
         storage = buffer.reserve(bytesPerHead * heads)
         pending = .allocate(capacity: heads)
-        _ = pending.initialize(repeating: [])
+        pending.initialize(repeating: [])
         locks = (0..<heads).map { _ in NSLock() }
         if read { for h in 0..<heads { try self.read(head: h) } }
     }
