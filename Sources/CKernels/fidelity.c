@@ -9,7 +9,7 @@
 // - score(i, t) = scale * chain, chain = fma(q[i][d], k[t][d], chain) over d ascending from +0;
 //   the products of float32 values are exact in double, so this is also what separate multiplies
 //   and adds give;
-// - softmax with the maximum over the rows query i sees, `lookm_exp` below, the total added in row
+// - softmax with the maximum over the rows query i sees, `exp_nonpositive` below, the total added in row
 //   order, each weight divided by it;
 // - out[i][d] = fma(w[i][t], v[t][d], out) over t ascending from +0 (the weights are not float32
 //   values, so this differs from a multiply then an add in the last bit: documented in
@@ -272,41 +272,42 @@ void lookm_attention_f64(const double *q, size_t n, lookm_rows k, lookm_rows v, 
     }
     free(qt);
 }
+
 // Each sum adds its class's rows in row order. With AVX-512, the block's 8 lanes are one zmm and
 // each sum a masked add (rows outside the class leave it as it is, so the same bits).
-#define RECALL_BODY                                                                                  \
-    for (size_t t = 0; t < R; t++) {                                                                 \
-        uint8_t c = cls[t];                                                                          \
-        int recalled = (c & (LOOKM_ROW_KEPT | LOOKM_ROW_MERGED)) != 0;                               \
-        int in[LOOKM_RECALL_SUMS] = {c & LOOKM_ROW_KEPT,          c & LOOKM_ROW_MERGED,                \
-                                     c & LOOKM_ROW_TEXT,          (c & LOOKM_ROW_TEXT) && recalled,    \
-                                     c & LOOKM_ROW_IMAGE,         (c & LOOKM_ROW_IMAGE) && recalled};  \
-        for (int j = 0; j < LOOKM_RECALL_SUMS; j++)                                                   \
-            if (in[j])                                                                               \
-                for (int l = 0; l < LANES; l++) s[j][l] = s[j][l] + wb[t * LANES + l];              \
-    }
-
-static void recall_block(const double *wb, size_t R, const uint8_t *cls, double s[LOOKM_RECALL_SUMS][LANES]) {
-    RECALL_BODY
-}
-
-#if defined(__x86_64__) && defined(__clang__)
-__attribute__((target("avx512f"))) static void recall_block_avx512(const double *wb, size_t R, const uint8_t *cls,
-                                                                   double s[LOOKM_RECALL_SUMS][LANES]) {
-    // Per class value, which sums take the row (bit j: sum j), as a lane mask each.
-    __mmask8 take[16][LOOKM_RECALL_SUMS];
+// takes[c][j]: whether a row of class value c (LOOKM_ROW_* combined, below 16) goes into sum j.
+static void recall_takes(int takes[16][LOOKM_RECALL_SUMS]) {
     for (int c = 0; c < 16; c++) {
         int recalled = (c & (LOOKM_ROW_KEPT | LOOKM_ROW_MERGED)) != 0;
         int in[LOOKM_RECALL_SUMS] = {c & LOOKM_ROW_KEPT, c & LOOKM_ROW_MERGED, c & LOOKM_ROW_TEXT,
                                      (c & LOOKM_ROW_TEXT) && recalled, c & LOOKM_ROW_IMAGE,
                                      (c & LOOKM_ROW_IMAGE) && recalled};
-        for (int j = 0; j < LOOKM_RECALL_SUMS; j++) take[c][j] = in[j] ? 0xFF : 0;
+        for (int j = 0; j < LOOKM_RECALL_SUMS; j++) takes[c][j] = in[j] != 0;
     }
+}
+
+static void recall_block(const double *wb, size_t R, const uint8_t *cls, const int takes[16][LOOKM_RECALL_SUMS],
+                         double s[LOOKM_RECALL_SUMS][LANES]) {
+    for (size_t t = 0; t < R; t++) {
+        const int *in = takes[cls[t] & 15];
+        for (int j = 0; j < LOOKM_RECALL_SUMS; j++)
+            if (in[j])
+                for (int l = 0; l < LANES; l++) s[j][l] = s[j][l] + wb[t * LANES + l];
+    }
+}
+
+#if defined(__x86_64__) && defined(__clang__)
+__attribute__((target("avx512f"))) static void recall_block_avx512(const double *wb, size_t R, const uint8_t *cls,
+                                                                   const int takes[16][LOOKM_RECALL_SUMS],
+                                                                   double s[LOOKM_RECALL_SUMS][LANES]) {
+    __mmask8 masks[16][LOOKM_RECALL_SUMS];
+    for (int c = 0; c < 16; c++)
+        for (int j = 0; j < LOOKM_RECALL_SUMS; j++) masks[c][j] = takes[c][j] ? 0xFF : 0;
     __m512d a[LOOKM_RECALL_SUMS];
     for (int j = 0; j < LOOKM_RECALL_SUMS; j++) a[j] = _mm512_setzero_pd();
     for (size_t t = 0; t < R; t++) {
         const __m512d x = _mm512_loadu_pd(wb + t * LANES);
-        const __mmask8 *m = take[cls[t] & 15];
+        const __mmask8 *m = masks[cls[t] & 15];
         for (int j = 0; j < LOOKM_RECALL_SUMS; j++) a[j] = _mm512_mask_add_pd(a[j], m[j], a[j], x);
     }
     for (int j = 0; j < LOOKM_RECALL_SUMS; j++) _mm512_storeu_pd(s[j], a[j]);
@@ -314,16 +315,18 @@ __attribute__((target("avx512f"))) static void recall_block_avx512(const double 
 #endif
 
 void lookm_recall_sums(const double *w, size_t n, size_t R, size_t covered, const uint8_t *cls, double *sums) {
+    int takes[16][LOOKM_RECALL_SUMS];
+    recall_takes(takes);
     for (size_t b = 0; b * LANES < n; b++) {
         size_t m = n - b * LANES < LANES ? n - b * LANES : LANES;
         double s[LOOKM_RECALL_SUMS][LANES] = {{0}};
         const double *wb = w + b * R * LANES;
 #if defined(__x86_64__) && defined(__clang__)
         if (lookm_pivot_kernel_level() >= 2)
-            recall_block_avx512(wb, covered, cls, s);
+            recall_block_avx512(wb, covered, cls, takes, s);
         else
 #endif
-            recall_block(wb, covered, cls, s);
+            recall_block(wb, covered, cls, takes, s);
         for (size_t l = 0; l < m; l++)
             for (int j = 0; j < LOOKM_RECALL_SUMS; j++) sums[(b * LANES + l) * LOOKM_RECALL_SUMS + j] = s[j][l];
     }

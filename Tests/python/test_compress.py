@@ -540,7 +540,7 @@ def test_every_pivot_kernel_path_writes_the_same_cache(lookm, dumps, tmp_path, k
 
 def test_chunk_by_chunk_reads_give_the_same_cache_as_any_layout(lookm, dumps, tmp_path):
     """Heads stored as (1, rows, head_dim) chunks are read chunk by chunk without HDF5
-    (Sources/LookM/HDF5/H5Dataset.swift, H5Dataset+ChunkDecode.swift: plain, zstd, shuffle + zstd);
+    (Sources/LookM/HDF5/H5Dataset.swift, H5Dataset+ChunkCopies.swift: plain, zstd, shuffle + zstd);
     a partial last chunk, an unallocated chunk (fill value, read through HDF5 instead), big-endian
     storage, filters lookm leaves to HDF5 (shuffle alone, gzip) and a contiguous copy must all give
     the same cache, for 2- and 4-byte elements."""

@@ -589,7 +589,7 @@ def frame_of(n_elements, dtype, shuffle):
 
 @pytest.mark.parametrize("rows", [3, 64], ids=["short", "long"])
 def test_a_valid_zstd_frame_of_the_wrong_size_is_refused(lookm, dump, cache, tmp_path, rows):
-    """lookm decodes zstd (and shuffle + zstd) chunks itself (Sources/LookM/HDF5/H5Dataset+ChunkDecode.swift):
+    """lookm decodes zstd (and shuffle + zstd) chunks itself (Sources/LookM/HDF5/H5Dataset+ChunkCopies.swift):
     a well-formed frame that decodes to fewer or more bytes than its chunk holds is an error naming the
     dataset, for a dump (compress) and a cache (report), and no output is left."""
     bad = copy(dump, tmp_path / "bad.h5")

@@ -1,10 +1,6 @@
 import CHDF5
 import CZstd
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// One open HDF5 dataset: its shape, type, storage layout and filters, and hyperslab I/O.
 /// Reads are planned per leading index (one head of a `[heads, tokens, ...]` tensor): when chunks
 /// span several heads, the dataset is opened with a chunk cache that holds every chunk one such read
@@ -247,7 +243,7 @@ final class H5Dataset {
     }
 
     /// One stored chunk of a head: `stored` bytes at `offset` in the file that decode
-    /// (H5Dataset+ChunkDecode.swift) to `bytes` at byte `to` of the head.
+    /// (H5Dataset+ChunkCopies.swift) to `bytes` at byte `to` of the head.
     struct ChunkCopy: Sendable {
         let descriptor: Int32
         let offset: Int
@@ -279,14 +275,14 @@ final class H5Dataset {
         let whole = rows / chunk[1]
         let rowBytes = shape[2...].reduce(elementSize, *)
         let bytes = chunk[1] * rowBytes
+        // A filtered chunk larger than zstd's bound for its size cannot be a valid frame: HDF5 reports it.
+        let largest = pipeline.isPlain ? bytes : ZSTD_compressBound(bytes)
         var copies: [ChunkCopy] = []
         for c in 0..<whole {
             let at = [hsize_t(head), hsize_t(c * chunk[1])] + shape[2...].map { _ in hsize_t(0) }
             var mask: UInt32 = 0
             var address: haddr_t = 0
             var stored: hsize_t = 0
-            // A filtered chunk larger than zstd's bound for its size cannot be a valid frame: HDF5 reports it.
-            let largest = pipeline.isPlain ? bytes : ZSTD_compressBound(bytes)
             guard H5Dget_chunk_info_by_coord(handle.id, at, &mask, &address, &stored) >= 0, mask == 0,
                 pipeline.isPlain ? stored == hsize_t(bytes) : stored > 0 && stored <= hsize_t(largest),
                 address != haddr_t.max, address <= haddr_t(fileBytes), stored <= haddr_t(fileBytes) - address
@@ -317,33 +313,6 @@ final class H5Dataset {
             return nil
         }
         return (raw.load(as: Int32.self), Int(size))
-    }
-
-    /// Performs `copies` into the head at `base` with pread, decoding filtered chunks: no HDF5
-    /// call, so any thread may.
-    func copy(_ copies: [ChunkCopy], into base: UnsafeMutableRawPointer) throws {
-        for c in copies {
-            guard case .none = c.filters else {
-                let stored = UnsafeMutableRawPointer.allocate(byteCount: c.stored, alignment: 64)
-                defer { stored.deallocate() }
-                try read(c, into: stored)
-                try decode(c, stored, into: base + c.to)
-                continue
-            }
-            try read(c, into: base + c.to)
-        }
-    }
-
-    private func read(_ c: ChunkCopy, into out: UnsafeMutableRawPointer) throws {
-        var done = 0
-        while done < c.stored {
-            let n = pread(c.descriptor, out + done, c.stored - done, off_t(c.offset + done))
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else {
-                throw site.error(path, "reading data: the file ends inside a chunk or cannot be read")
-            }
-            done += n
-        }
     }
 
     /// Writes the box `start ..< start + count` from `buffer` holding `memoryType` elements.

@@ -151,18 +151,16 @@ public enum Reporter {
         cache: String, recorded: SourceInfo, dump: String, layer i: Int, kvHead g: Int, head: CompressedHead,
         keys: lookm_rows, headDim D: Int, stored: ((Int, UnsafeBufferPointer<Float>) -> [Float])? = nil
     ) throws {
+        guard D > 0 else { return }
         var dumpRow = [Float](repeating: 0, count: D)
         for (j, p) in head.position.enumerated() where head.merged[j] == 0 {
             lookm_rows_to_f32(keys, Int(p) * D, D, &dumpRow)
-            let same = head.keys.withUnsafeBufferPointer { kept in
-                let slot = UnsafeBufferPointer(rebasing: kept[(j * D)..<(j * D + D)])
-                func same(_ expected: UnsafeBufferPointer<Float>) -> Bool {
-                    guard let a = slot.baseAddress, let b = expected.baseAddress else { return true }  // D = 0
-                    return memcmp(a, b, D * MemoryLayout<Float>.size) == 0
-                }
-                return dumpRow.withUnsafeBufferPointer { row in
-                    guard let stored else { return same(row) }
-                    return stored(j, row).withUnsafeBufferPointer(same)
+            let expected = stored.map { code in dumpRow.withUnsafeBufferPointer { code(j, $0) } } ?? dumpRow
+            // Bit for bit: memcmp, 4 bytes per element (a closure per element was 3 % of report).
+            let same = head.keys.withUnsafeBytes { kept in
+                expected.withUnsafeBytes { e in
+                    guard let a = kept.baseAddress, let b = e.baseAddress, e.count == D * 4 else { return false }
+                    return memcmp(a + j * D * 4, b, D * 4) == 0
                 }
             }
             guard same else {

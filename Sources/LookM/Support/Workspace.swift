@@ -14,7 +14,8 @@ final class Workspace: @unchecked Sendable {
     enum FloatSlot: Int, CaseIterable {
         /// Similarity: the packed normalised kept keys, a block of normalised evicted keys.
         case keptKeys, keyBlock
-        /// One kv head's keys and values as Float32 (compress, report, sweep).
+        /// One kv head's keys and values as Float32 (compress, sweep; report reads them as stored,
+        /// except a float64 dump's).
         case headKeys, headValues
     }
 
